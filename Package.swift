@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "arrayfsm",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "arrayfsm", targets: ["arrayfsm"]),
+        .library(name: "ArrayFSM", targets: ["ArrayFSM"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    ],
+    targets: [
+        // The domain: statuses, FSM rules, the array operations and their SQL, migrations.
+        .target(
+            name: "ArrayFSM",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Shared by every test target and the benchmarks: throwaway PostgreSQL, fixtures.
+        .target(
+            name: "ArrayFSMTesting",
+            dependencies: [
+                "ArrayFSM",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The command line: argument parsing and wiring only.
+        .executableTarget(
+            name: "arrayfsm",
+            dependencies: [
+                "ArrayFSM",
+                "ArrayFSMTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "ArrayFSMTests",
+            dependencies: ["ArrayFSM", "ArrayFSMTesting"]
+        ),
+    ]
+)

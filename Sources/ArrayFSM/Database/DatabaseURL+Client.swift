@@ -1,0 +1,18 @@
+import Logging
+import PostgresNIO
+
+extension DatabaseURL {
+    /// Runs a ``PostgresClient`` for this URL while `body` uses it, then shuts it down.
+    public func withClient<Result: Sendable>(
+        maxConnections: Int = 8,
+        logger: Logger,
+        _ body: (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        let client = PostgresClient(configuration: try configuration(maxConnections: maxConnections), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import Logging
+import PostgresNIO
+
+/// One of arrayfsm's array operations: validated input, and the set-based SQL that applies it.
+///
+/// `apply` runs inside a transaction that the caller owns (``ArrayDatabase/perform(_:logger:)``
+/// opens one per operation; the Kafka service puts a batch of commands in one), and it always
+/// starts by locking the array row, so every operation takes its locks in one order:
+/// the array row, then its tasks, then its task instances.
+public protocol ArrayOperation: Sendable {
+    associatedtype Output: Sendable
+
+    /// Checks the input without touching the database.
+    func validate() throws(OperationError)
+
+    /// Applies the operation on a connection that is inside an open transaction.
+    ///
+    /// Throws ``OperationError`` when the database state refuses the operation (the caller must roll back),
+    /// or the database's error.
+    func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output
+}
+
+/// The lock every operation that changes an array's tasks takes first.
+///
+/// Tasks and task instances of one array are changed only while holding this row lock, which
+/// serializes operations per array (as the Kafka partitioning does) and rules out deadlocks between them.
+enum ArrayRowLock {
+    /// Locks the array row and returns the last batch number issued for it.
+    static func acquire(_ arrayID: Int64, on connection: PostgresConnection, logger: Logger) async throws -> Int32 {
+        let rows = try await connection.query(
+            """
+            SELECT last_batch_num FROM "array" WHERE id = \(arrayID) FOR NO KEY UPDATE
+            """, logger: logger)
+        for try await lastBatch in rows.decode(Int32.self) {
+            return lastBatch
+        }
+        throw OperationError.arrayNotFound(arrayID)
+    }
+
+    /// Locks the array row and checks that `batchNumber` was issued for it.
+    static func acquire(
+        _ arrayID: Int64, batch batchNumber: Int32, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let lastBatch = try await acquire(arrayID, on: connection, logger: logger)
+        guard batchNumber <= lastBatch else {
+            throw OperationError.batchNotFound(arrayID: arrayID, batchNumber: batchNumber, lastIssued: lastBatch)
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Logging
+import PostgresNIO
+
+/// `instantiate_array_batch` (extension, Jobmon's `instantiate_task_instances` for one batch):
+/// the batch's task instances Q → I and their tasks Q → I. A repeat moves nothing.
+public struct InstantiateArrayBatch: ArrayOperation {
+    public var arrayID: Int64
+    public var batchNumber: Int32
+
+    public init(arrayID: Int64, batchNumber: Int32) {
+        self.arrayID = arrayID
+        self.batchNumber = batchNumber
+    }
+
+    public typealias Output = BatchTransitionOutput
+
+    public func validate() throws(OperationError) {
+        try Check.id(arrayID, "array_id")
+        try Check.batchNumber(batchNumber)
+    }
+
+    public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
+        try await ArrayRowLock.acquire(arrayID, batch: batchNumber, on: connection, logger: logger)
+        return try await BatchTransition.run(
+            """
+            WITH queued AS (
+                SELECT id, task_id FROM task_instance
+                WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'Q'
+            ), tasks AS (
+                UPDATE task SET status = 'I', status_date = now()
+                WHERE id IN (SELECT task_id FROM queued) AND status = 'Q'
+                RETURNING id
+            ), instances AS (
+                UPDATE task_instance SET status = 'I', status_date = now()
+                WHERE id IN (SELECT id FROM queued)
+                RETURNING id
+            )
+            SELECT 'task', 'Q', array_agg(id ORDER BY id) FROM tasks HAVING count(*) > 0
+            UNION ALL
+            SELECT 'task_instance', 'Q', array_agg(id ORDER BY id) FROM instances HAVING count(*) > 0
+            """,
+            arrayID: arrayID, batchNumber: batchNumber, taskTo: .instantiating, taskInstanceTo: .instantiated,
+            on: connection, logger: logger)
+    }
+}

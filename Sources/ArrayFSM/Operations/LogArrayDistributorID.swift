@@ -1,0 +1,74 @@
+import Logging
+import PostgresNIO
+
+/// `log_array_distributor_id`: records the cluster's job id of each listed task instance of the
+/// array, whatever its status, and optionally its stdout/stderr paths.
+///
+/// Ids of other arrays and unknown ids are skipped (as in Jobmon) and listed in ``Output/skippedIDs``.
+/// `stdout`/`stderr` are templates: `{distributor_id}` and `{task_instance_id}` are substituted.
+public struct LogArrayDistributorID: ArrayOperation {
+    public var arrayID: Int64
+    /// Task instance id → distributor id (conventionally `"<cluster_job_id>_<array_step_id>"`).
+    public var distributorIDs: [Int64: String]
+    public var stdout: String?
+    public var stderr: String?
+
+    /// The longest distributor id or path template accepted.
+    public static let maxTextLength = 4096
+
+    public init(arrayID: Int64, distributorIDs: [Int64: String], stdout: String? = nil, stderr: String? = nil) {
+        self.arrayID = arrayID
+        self.distributorIDs = distributorIDs
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
+    public struct Output: Sendable, Hashable {
+        /// Task instances updated, ascending.
+        public var taskInstanceIDs: [Int64]
+        /// Requested ids that are unknown or belong to another array, ascending.
+        public var skippedIDs: [Int64]
+    }
+
+    public func validate() throws(OperationError) {
+        try Check.id(arrayID, "array_id")
+        try Check.ids(Array(distributorIDs.keys), "distributor_ids")
+        if let tooLong = distributorIDs.values.first(where: { $0.utf8.count > Self.maxTextLength }) {
+            throw .invalid("distributor id of \(tooLong.utf8.count) bytes is longer than \(Self.maxTextLength)")
+        }
+        for (field, template) in [("stdout", stdout), ("stderr", stderr)] {
+            if let template, template.utf8.count > Self.maxTextLength {
+                throw .invalid("\(field) template is longer than \(Self.maxTextLength) bytes")
+            }
+        }
+    }
+
+    public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
+        _ = try await ArrayRowLock.acquire(arrayID, on: connection, logger: logger)
+        let pairs = distributorIDs.sorted { $0.key < $1.key }
+        let ids = pairs.map(\.key)
+        let values = pairs.map(\.value)
+        // One UPDATE … FROM unnest for the whole map (Jobmon builds a CASE branch per id: quadratic).
+        let rows = try await connection.query(
+            """
+            WITH updated AS (
+                UPDATE task_instance AS ti
+                SET distributor_id = d.distributor_id,
+                stdout = coalesce(replace(replace(\(stdout)::text, '{distributor_id}', d.distributor_id),
+                                          '{task_instance_id}', ti.id::text), ti.stdout),
+                stderr = coalesce(replace(replace(\(stderr)::text, '{distributor_id}', d.distributor_id),
+                                          '{task_instance_id}', ti.id::text), ti.stderr)
+            FROM unnest(\(ids)::bigint[], \(values)::text[]) AS d(id, distributor_id)
+                WHERE ti.id = d.id AND ti.array_id = \(arrayID)
+                RETURNING ti.id
+            )
+            SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM updated
+            """, logger: logger)
+        var updated: [Int64] = []
+        for try await ids in rows.decode([Int64].self) {
+            updated = ids
+        }
+        let updatedSet = Set(updated)
+        return Output(taskInstanceIDs: updated, skippedIDs: ids.filter { !updatedSet.contains($0) })
+    }
+}

@@ -1,0 +1,36 @@
+import Logging
+import PostgresNIO
+
+/// `log_array_submit_failed` (extension): the cluster refused the batch's array job, so its
+/// task instances I → W (no_distributor_id). Tasks are left as they are, as in Jobmon.
+public struct LogArraySubmitFailed: ArrayOperation {
+    public var arrayID: Int64
+    public var batchNumber: Int32
+
+    public init(arrayID: Int64, batchNumber: Int32) {
+        self.arrayID = arrayID
+        self.batchNumber = batchNumber
+    }
+
+    public typealias Output = BatchTransitionOutput
+
+    public func validate() throws(OperationError) {
+        try Check.id(arrayID, "array_id")
+        try Check.batchNumber(batchNumber)
+    }
+
+    public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
+        try await ArrayRowLock.acquire(arrayID, batch: batchNumber, on: connection, logger: logger)
+        return try await BatchTransition.run(
+            """
+            WITH instances AS (
+                UPDATE task_instance SET status = 'W', status_date = now()
+                WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'I'
+                RETURNING id
+            )
+            SELECT 'task_instance', 'I', array_agg(id ORDER BY id) FROM instances HAVING count(*) > 0
+            """,
+            arrayID: arrayID, batchNumber: batchNumber, taskTo: nil, taskInstanceTo: .noDistributorID,
+            on: connection, logger: logger)
+    }
+}

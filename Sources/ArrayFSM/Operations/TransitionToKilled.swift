@@ -1,0 +1,51 @@
+import Logging
+import PostgresNIO
+
+/// `transition_to_killed`: the batch's task instances in K (kill_self) → F (error_fatal), and
+/// their tasks → F if they are in O or R (the killable states). Everything else is untouched;
+/// a batch without K instances changes nothing.
+public struct TransitionToKilled: ArrayOperation {
+    public var arrayID: Int64
+    public var batchNumber: Int32
+
+    public init(arrayID: Int64, batchNumber: Int32) {
+        self.arrayID = arrayID
+        self.batchNumber = batchNumber
+    }
+
+    public typealias Output = BatchTransitionOutput
+
+    public func validate() throws(OperationError) {
+        try Check.id(arrayID, "array_id")
+        try Check.batchNumber(batchNumber)
+    }
+
+    public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
+        try await ArrayRowLock.acquire(arrayID, batch: batchNumber, on: connection, logger: logger)
+        // `before` locks the tasks and keeps their old status, which RETURNING alone cannot see:
+        // O→F and R→F are reported as separate transition groups.
+        return try await BatchTransition.run(
+            """
+            WITH killed AS (
+                SELECT id, task_id FROM task_instance
+                WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'K'
+            ), tasks AS (
+                UPDATE task SET status = 'F', status_date = now()
+                FROM (SELECT id, status FROM task
+                      WHERE id IN (SELECT task_id FROM killed) AND status IN ('O', 'R')
+                      ORDER BY id FOR UPDATE) AS before
+                WHERE task.id = before.id
+                RETURNING task.id, before.status AS from_status
+            ), instances AS (
+                UPDATE task_instance SET status = 'F', status_date = now()
+                WHERE id IN (SELECT id FROM killed)
+                RETURNING id
+            )
+            SELECT 'task', from_status, array_agg(id ORDER BY id) FROM tasks GROUP BY from_status
+            UNION ALL
+            SELECT 'task_instance', 'K', array_agg(id ORDER BY id) FROM instances HAVING count(*) > 0
+            """,
+            arrayID: arrayID, batchNumber: batchNumber, taskTo: .errorFatal, taskInstanceTo: .errorFatal,
+            on: connection, logger: logger)
+    }
+}

@@ -1,0 +1,100 @@
+import ArrayFSM
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL server the tests use: `DATABASE_URL` when set, else one ``ThrowawayPostgres``
+/// per test process, stopped when the process exits.
+///
+/// Each test gets a database of its own, cloned from a migrated template, so tests run in parallel.
+public enum TestPostgres {
+    /// A logger for tests; `LOG_LEVEL=debug` shows SQL.
+    public static var logger: Logger {
+        var logger = Logger(label: "arrayfsm.test")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        return logger
+    }
+
+    /// The server and the name of its migrated template database, set up once per process.
+    public static func server() async throws -> (url: DatabaseURL, template: String) {
+        try await SharedServer.shared.get()
+    }
+
+    /// Runs `body` with a freshly migrated database of its own, dropped afterwards.
+    public static func withDatabase<Result: Sendable>(
+        maxConnections: Int = 8,
+        _ body: (ArrayDatabase) async throws -> Result
+    ) async throws -> Result {
+        let (url, template) = try await server()
+        let name = "t_\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))"
+        try await SharedServer.shared.createDatabase(name, template: template)
+        do {
+            let result = try await url.withDatabase(name).withClient(maxConnections: maxConnections, logger: logger) { client in
+                try await body(ArrayDatabase(client: client))
+            }
+            try? await SharedServer.shared.dropDatabase(name)
+            return result
+        } catch {
+            try? await SharedServer.shared.dropDatabase(name)
+            throw error
+        }
+    }
+}
+
+/// Starts the server once and serializes CREATE/DROP DATABASE (a template must have no other users).
+actor SharedServer {
+    static let shared = SharedServer()
+
+    private var setup: Task<(url: DatabaseURL, template: String), any Error>?
+
+    func get() async throws -> (url: DatabaseURL, template: String) {
+        if let setup { return try await setup.value }
+        let task = Task { try await Self.start() }
+        setup = task
+        return try await task.value
+    }
+
+    func createDatabase(_ name: String, template: String) async throws {
+        let (url, _) = try await get()
+        try await url.withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"))
+        }
+    }
+
+    func dropDatabase(_ name: String) async throws {
+        let (url, _) = try await get()
+        try await url.withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+        }
+    }
+
+    private static func start() async throws -> (url: DatabaseURL, template: String) {
+        let url: DatabaseURL
+        if let given = ProcessInfo.processInfo.environment["DATABASE_URL"], !given.isEmpty {
+            url = try DatabaseURL(given)
+        } else {
+            let cluster = try ThrowawayPostgres()
+            ClusterAtExit.register(cluster)
+            url = cluster.url
+        }
+        let template = "arrayfsm_template_\(getpid())"
+        try await url.withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(template)"))
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(template)"))
+        }
+        try await url.withDatabase(template).withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
+            try await Migrator().migrate(client, logger: TestPostgres.logger)
+        }
+        return (url, template)
+    }
+}
+
+/// Stops the throwaway cluster when the test process exits (Swift Testing has no global teardown).
+enum ClusterAtExit {
+    nonisolated(unsafe) private static var cluster: ThrowawayPostgres?
+
+    static func register(_ cluster: ThrowawayPostgres) {
+        Self.cluster = cluster
+        atexit { ClusterAtExit.cluster?.stop() }
+    }
+}

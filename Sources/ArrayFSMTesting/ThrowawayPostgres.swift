@@ -1,0 +1,121 @@
+import ArrayFSM
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A PostgreSQL cluster of its own in a temporary directory, on a free loopback port, removed on ``stop()``.
+///
+/// Used by the tests when `DATABASE_URL` is unset, by `arrayfsm local-postgres`, and by the
+/// benchmarks. `initdb` refuses to run as root, so as root the cluster runs as the `postgres` user.
+public final class ThrowawayPostgres: Sendable {
+    /// Where clients connect (user `postgres`, trust authentication, database `postgres`).
+    public let url: DatabaseURL
+    /// The cluster's directory (data in `data/`, server log in `log`).
+    public let directory: String
+
+    /// Server settings for a cluster whose data is thrown away: no fsync, no synchronous commit.
+    /// Benchmarks that claim durability must not use them.
+    public static let fastSettings = ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+
+    /// Errors starting the cluster, with the command's output.
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Creates and starts a cluster; `settings` are extra `name=value` server settings.
+    public init(settings: [String] = ThrowawayPostgres.fastSettings) throws {
+        let binaries = try Self.findBinaries()
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("arrayfsm-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let runAsPostgres = getuid() == 0
+        if runAsPostgres {
+            try Self.run("/bin/chown", ["postgres:postgres", directory])
+        }
+        let port = try Self.freePort()
+        try Self.run(binaries + "/initdb", ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+                     asPostgres: runAsPostgres)
+        var options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=200"
+        for setting in settings { options += " -c \(setting)" }
+        try Self.run(binaries + "/pg_ctl", ["-D", directory + "/data", "-o", options, "-l", directory + "/log", "-w", "-t", "60", "start"],
+                     asPostgres: runAsPostgres)
+        self.directory = directory
+        self.url = try DatabaseURL("postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable")
+    }
+
+    /// Stops the server at once and deletes the directory.
+    public func stop() {
+        if let binaries = try? Self.findBinaries() {
+            try? Self.run(binaries + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"],
+                          asPostgres: getuid() == 0)
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The directory holding initdb and pg_ctl: from PATH, else Debian's /usr/lib/postgresql/<newest>/bin.
+    static func findBinaries() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/initdb") {
+            return String(dir)
+        }
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
+        if let newest = versions.last, FileManager.default.isExecutableFile(atPath: "\(root)/\(newest)/bin/initdb") {
+            return "\(root)/\(newest)/bin"
+        }
+        throw StartError(description: "PostgreSQL's initdb was not found on PATH or in /usr/lib/postgresql/*/bin; install it with `apt-get install postgresql`")
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw StartError(description: "socket() failed: \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw StartError(description: "could not find a free port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Runs a command to completion with posix_spawn and waitpid.
+    ///
+    /// Not Foundation's `Process`: its `waitUntilExit` can hang on Linux when called from the main
+    /// actor of an async program. Output goes to a file, not a pipe: the server that `pg_ctl start`
+    /// forks inherits the descriptors and would hold a pipe open forever.
+    static func run(_ executable: String, _ arguments: [String], asPostgres: Bool = false) throws {
+        let argv = asPostgres ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable] + arguments : [executable] + arguments
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("arrayfsm-pg-cmd-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
+        guard spawned == 0 else {
+            throw StartError(description: "could not start \(argv[0]): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        let code = (status >> 8) & 0xff
+        guard exited && code == 0 else {
+            let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw StartError(description: "\(argv.joined(separator: " ")) failed (status \(status)): \(output)")
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import ArrayFSM
+
+/// `arrayfsm migrate`: applies pending schema migrations.
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Apply pending migrations (idempotent; safe to run from several processes at once)."
+    )
+
+    @Option(help: "postgres://user:password@host:port/database (env ARRAYFSM_DATABASE_URL)")
+    var databaseURL: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)")
+    var logLevel: String?
+
+    func run() async throws {
+        let url = try Environment.databaseURL(databaseURL)
+        let logger = Environment.logger("arrayfsm.migrate", level: logLevel)
+        let applied = try await url.withClient(maxConnections: 1, logger: logger) { client in
+            try await Migrator().migrate(client, logger: logger)
+        }
+        if applied.isEmpty {
+            print("database \(url.database) is up to date (\(Migration.all.count) migrations)")
+        } else {
+            print("applied migrations \(applied.map(String.init).joined(separator: ", ")) to \(url.database)")
+        }
+    }
+}
