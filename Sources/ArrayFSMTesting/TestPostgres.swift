@@ -11,7 +11,7 @@ public enum TestPostgres {
     /// A logger for tests; `LOG_LEVEL=debug` shows SQL.
     public static var logger: Logger {
         var logger = Logger(label: "arrayfsm.test")
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
         return logger
     }
 

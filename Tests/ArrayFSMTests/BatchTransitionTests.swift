@@ -1,0 +1,169 @@
+import ArrayFSM
+import ArrayFSMTesting
+import Foundation
+import Testing
+
+@Suite struct BatchTransitionTests {
+    let logger = TestPostgres.logger
+
+    /// An array of `tasks` tasks queued in batches of `chunk` and instantiated: tasks and TIs in I.
+    func instantiated(_ db: ArrayDatabase, tasks: Int, chunk: Int32 = 1000) async throws -> (ArrayFixture, RecordArrayBatchNum.Output) {
+        let fixture = try await ArrayFixture.make(db, tasks: tasks)
+        let queued = try await fixture.queueAll(db, chunkSize: chunk)
+        for batch in queued.batches {
+            let out = try await db.perform(InstantiateArrayBatch(arrayID: fixture.arrayID, batchNumber: batch.batchNumber), logger: logger)
+            #expect(out.taskInstanceIDs == batch.taskInstanceIDs.sorted())
+        }
+        return (fixture, queued)
+    }
+
+    @Test func instantiateMovesQueuedTasksAndInstancesAndRepeatIsANoOp() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 5)
+            let queued = try await fixture.queueAll(db)
+            let out = try await db.perform(InstantiateArrayBatch(arrayID: fixture.arrayID, batchNumber: 1), logger: logger)
+            #expect(out.taskIDs == fixture.taskIDs)
+            #expect(out.taskInstanceIDs == queued.batches[0].taskInstanceIDs.sorted())
+            #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["I": 5])
+            #expect(try await db.taskInstanceCounts(arrayID: fixture.arrayID) == ["I": 5])
+            let again = try await db.perform(InstantiateArrayBatch(arrayID: fixture.arrayID, batchNumber: 1), logger: logger)
+            #expect(again.taskIDs.isEmpty && again.taskInstanceIDs.isEmpty && again.transitions.isEmpty)
+        }
+    }
+
+    @Test func launchedMovesOnlyInstantiatedAndSetsReportByDate() async throws {
+        try await TestPostgres.withDatabase { db in
+            let (fixture, queued) = try await instantiated(db, tasks: 4)
+            let tis = queued.batches[0].taskInstanceIDs
+            // One instance already failed to submit: it must stay W, and its task stays I.
+            try await db.setTaskInstanceStatus([tis[3]], to: .noDistributorID)
+            try await db.setTaskStatus([fixture.taskIDs[3]], to: .errorRecoverable)
+
+            let out = try await db.perform(
+                TransitionArrayToLaunched(arrayID: fixture.arrayID, batchNumber: 1, nextReportIncrement: 279), logger: logger)
+            #expect(out.taskInstanceIDs == Array(tis[0..<3]).sorted())
+            #expect(out.taskIDs == Array(fixture.taskIDs[0..<3]))
+            #expect(
+                Set(out.transitions) == [
+                    TransitionGroup(entity: .task, from: "I", to: "O", arrayID: fixture.arrayID, batchNumber: 1, ids: out.taskIDs),
+                    TransitionGroup(entity: .taskInstance, from: "I", to: "O", arrayID: fixture.arrayID, batchNumber: 1,
+                                    ids: out.taskInstanceIDs),
+                ])
+            for transition in out.transitions {
+                if transition.entity == .task {
+                    #expect(StateMachine.isLegal(Transition(from: TaskStatus(rawValue: transition.from!)!, to: TaskStatus(rawValue: transition.to)!)))
+                } else {
+                    #expect(StateMachine.isLegal(
+                        Transition(from: TaskInstanceStatus(rawValue: transition.from!)!, to: TaskInstanceStatus(rawValue: transition.to)!)))
+                }
+            }
+
+            let instances = try await db.taskInstances(arrayID: fixture.arrayID)
+            let tasks = try await db.tasks(arrayID: fixture.arrayID)
+            #expect(instances.map(\.status) == ["O", "O", "O", "W"])
+            #expect(tasks.map(\.status) == ["O", "O", "O", "E"])
+            for (instance, task) in zip(instances.prefix(3), tasks) {
+                let increment = instance.reportByDate!.timeIntervalSince(instance.statusDate)
+                #expect(abs(increment - 279) < 0.001, "report_by_date − status_date is exactly the increment")
+                #expect(instance.submittedDate == instance.statusDate)
+                #expect(task.statusDate == instance.statusDate, "one transaction clock")
+            }
+
+            let repeated = try await db.perform(
+                TransitionArrayToLaunched(arrayID: fixture.arrayID, batchNumber: 1, nextReportIncrement: 279), logger: logger)
+            #expect(repeated.taskInstanceIDs.isEmpty && repeated.taskIDs.isEmpty)
+            #expect(try await db.taskInstances(arrayID: fixture.arrayID) == instances, "a repeat changes nothing")
+        }
+    }
+
+    @Test func launchedTouchesOnlyItsBatch() async throws {
+        try await TestPostgres.withDatabase { db in
+            let (fixture, _) = try await instantiated(db, tasks: 5, chunk: 2)
+            let out = try await db.perform(
+                TransitionArrayToLaunched(arrayID: fixture.arrayID, batchNumber: 2, nextReportIncrement: 0), logger: logger)
+            #expect(out.taskInstanceIDs.count == 2)
+            let instances = try await db.taskInstances(arrayID: fixture.arrayID)
+            #expect(instances.map(\.status) == ["I", "I", "O", "O", "I"])
+        }
+    }
+
+    @Test func unknownBatchOrArrayIsRefusedAndChangesNothing() async throws {
+        try await TestPostgres.withDatabase { db in
+            let (fixture, _) = try await instantiated(db, tasks: 2)
+            let batch = await #expect(throws: OperationError.self) {
+                try await db.perform(TransitionArrayToLaunched(arrayID: fixture.arrayID, batchNumber: 2, nextReportIncrement: 1), logger: logger)
+            }
+            #expect(batch?.code == .batchNotFound)
+            let kill = await #expect(throws: OperationError.self) {
+                try await db.perform(TransitionToKilled(arrayID: fixture.arrayID, batchNumber: 7), logger: logger)
+            }
+            #expect(kill?.code == .batchNotFound)
+            let array = await #expect(throws: OperationError.self) {
+                try await db.perform(TransitionArrayToLaunched(arrayID: 424242, batchNumber: 1, nextReportIncrement: 1), logger: logger)
+            }
+            #expect(array?.code == .arrayNotFound)
+            #expect(try await db.taskInstanceCounts(arrayID: fixture.arrayID) == ["I": 2])
+        }
+    }
+
+    @Test(arguments: [-1.0, .nan, .infinity, -.infinity, 400 * 24 * 3600.0])
+    func launchRejectsBadReportIncrements(_ increment: Double) throws {
+        let error = #expect(throws: OperationError.self) {
+            try TransitionArrayToLaunched(arrayID: 1, batchNumber: 1, nextReportIncrement: increment).validate()
+        }
+        #expect(error?.code == .invalidArgument)
+    }
+
+    @Test func batchNumbersBelowOneAreRejected() throws {
+        for operation in [
+            TransitionToKilled(arrayID: 1, batchNumber: 0).validate,
+            InstantiateArrayBatch(arrayID: 1, batchNumber: -1).validate,
+            LogArraySubmitFailed(arrayID: 1, batchNumber: Int32.min).validate,
+        ] {
+            #expect(throws: OperationError.self) { try operation() }
+        }
+    }
+
+    @Test func killedMovesKillSelfToFatalAndOnlyLaunchedOrRunningTasks() async throws {
+        try await TestPostgres.withDatabase { db in
+            let (fixture, queued) = try await instantiated(db, tasks: 6)
+            _ = try await db.perform(
+                TransitionArrayToLaunched(arrayID: fixture.arrayID, batchNumber: 1, nextReportIncrement: 10), logger: logger)
+            let tis = queued.batches[0].taskInstanceIDs
+            let ids = fixture.taskIDs
+            // The resume path: instances 0–3 told to kill themselves; tasks in O, R, D, E, and two untouched.
+            try await db.setTaskInstanceStatus(Array(tis[0...3]), to: .killSelf)
+            try await db.setTaskStatus([ids[1]], to: .running)
+            try await db.setTaskStatus([ids[2]], to: .done)
+            try await db.setTaskStatus([ids[3]], to: .errorRecoverable)
+
+            let out = try await db.perform(TransitionToKilled(arrayID: fixture.arrayID, batchNumber: 1), logger: logger)
+            #expect(out.taskInstanceIDs == Array(tis[0...3]).sorted())
+            #expect(out.taskIDs == [ids[0], ids[1]])
+            #expect(
+                Set(out.transitions) == [
+                    TransitionGroup(entity: .task, from: "O", to: "F", arrayID: fixture.arrayID, batchNumber: 1, ids: [ids[0]]),
+                    TransitionGroup(entity: .task, from: "R", to: "F", arrayID: fixture.arrayID, batchNumber: 1, ids: [ids[1]]),
+                    TransitionGroup(entity: .taskInstance, from: "K", to: "F", arrayID: fixture.arrayID, batchNumber: 1,
+                                    ids: out.taskInstanceIDs),
+                ])
+            #expect(try await db.tasks(arrayID: fixture.arrayID).map(\.status) == ["F", "F", "D", "E", "O", "O"])
+            #expect(try await db.taskInstances(arrayID: fixture.arrayID).map(\.status) == ["F", "F", "F", "F", "O", "O"])
+
+            let again = try await db.perform(TransitionToKilled(arrayID: fixture.arrayID, batchNumber: 1), logger: logger)
+            #expect(again.taskIDs.isEmpty && again.taskInstanceIDs.isEmpty, "no K instances left: nothing happens")
+        }
+    }
+
+    @Test func submitFailedMovesInstantiatedToNoDistributorID() async throws {
+        try await TestPostgres.withDatabase { db in
+            let (fixture, _) = try await instantiated(db, tasks: 3)
+            let out = try await db.perform(LogArraySubmitFailed(arrayID: fixture.arrayID, batchNumber: 1), logger: logger)
+            #expect(out.taskInstanceIDs.count == 3)
+            #expect(out.taskIDs.isEmpty)
+            #expect(out.transitions.map(\.to) == ["W"])
+            #expect(try await db.taskInstanceCounts(arrayID: fixture.arrayID) == ["W": 3])
+            #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["I": 3], "tasks are left as they are")
+        }
+    }
+}

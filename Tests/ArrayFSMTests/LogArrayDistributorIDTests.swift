@@ -1,0 +1,62 @@
+import ArrayFSM
+import ArrayFSMTesting
+import Testing
+
+@Suite struct LogArrayDistributorIDTests {
+    let logger = TestPostgres.logger
+
+    @Test func setsDistributorIDsOfThatArrayOnlyWithTemplates() async throws {
+        try await TestPostgres.withDatabase { db in
+            let mine = try await ArrayFixture.make(db, tasks: 3)
+            let theirs = try await ArrayFixture.make(db, tasks: 1)
+            let myTIs = try await mine.queueAll(db).batches[0].taskInstanceIDs
+            let theirTI = try await theirs.queueAll(db).batches[0].taskInstanceIDs[0]
+
+            var map: [Int64: String] = [:]
+            for (step, id) in myTIs.enumerated() { map[id] = "777_\(step)" }
+            map[theirTI] = "should-not-land"
+            map[88_888_888] = "unknown"
+            let out = try await db.perform(
+                LogArrayDistributorID(arrayID: mine.arrayID, distributorIDs: map,
+                                      stdout: "/logs/{distributor_id}.out", stderr: "/logs/{task_instance_id}.err"),
+                logger: logger)
+            #expect(out.taskInstanceIDs == myTIs.sorted())
+            #expect(out.skippedIDs == [theirTI, 88_888_888].sorted())
+
+            let instances = try await db.taskInstances(arrayID: mine.arrayID)
+            for instance in instances {
+                #expect(instance.distributorID == "777_\(instance.stepID)")
+                #expect(instance.stdout == "/logs/777_\(instance.stepID).out")
+                #expect(instance.stderr == "/logs/\(instance.id).err")
+                #expect(instance.status == "Q", "distributor ids are written whatever the status")
+            }
+            let other = try await db.taskInstances(arrayID: theirs.arrayID)
+            #expect(other[0].distributorID == nil)
+        }
+    }
+
+    @Test func withoutTemplatesKeepsExistingPaths() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 1)
+            let ti = try await fixture.queueAll(db).batches[0].taskInstanceIDs[0]
+            _ = try await db.perform(
+                LogArrayDistributorID(arrayID: fixture.arrayID, distributorIDs: [ti: "1_0"], stdout: "/a", stderr: "/b"), logger: logger)
+            _ = try await db.perform(LogArrayDistributorID(arrayID: fixture.arrayID, distributorIDs: [ti: "2_0"]), logger: logger)
+            let row = try await db.taskInstances(arrayID: fixture.arrayID)[0]
+            #expect(row.distributorID == "2_0")
+            #expect(row.stdout == "/a" && row.stderr == "/b")
+        }
+    }
+
+    @Test func rejectsEmptyMapsAndBadIDs() throws {
+        for operation in [
+            LogArrayDistributorID(arrayID: 1, distributorIDs: [:]),
+            LogArrayDistributorID(arrayID: 1, distributorIDs: [-1: "x"]),
+            LogArrayDistributorID(arrayID: 0, distributorIDs: [1: "x"]),
+            LogArrayDistributorID(arrayID: 1, distributorIDs: [1: String(repeating: "x", count: 5000)]),
+        ] {
+            let error = #expect(throws: OperationError.self) { try operation.validate() }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+}

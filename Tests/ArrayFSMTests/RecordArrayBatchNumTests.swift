@@ -1,0 +1,171 @@
+import ArrayFSM
+import ArrayFSMTesting
+import Testing
+
+@Suite struct RecordArrayBatchNumTests {
+    let logger = TestPostgres.logger
+
+    @Test func queuesRegisteringAndAdjustingTasksWithOneInstanceEach() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 6)
+            let ids = fixture.taskIDs
+            try await db.setTaskStatus([ids[1], ids[4]], to: .adjustingResources)
+            let out = try await db.perform(
+                RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: ids.reversed(), taskResourcesID: 3, workflowRunID: 4),
+                logger: logger)
+
+            #expect(out.batches.count == 1)
+            #expect(out.batches[0].batchNumber == 1)
+            #expect(out.tasksByStatus == ["Q": ids])
+            let tasks = try await db.tasks(arrayID: fixture.arrayID)
+            #expect(tasks.allSatisfy { $0.status == "Q" && $0.numAttempts == 1 })
+
+            let instances = try await db.taskInstances(arrayID: fixture.arrayID)
+            #expect(instances.map(\.taskID) == ids, "step ids follow ascending task id")
+            #expect(instances.map(\.stepID) == Array(0..<6))
+            #expect(instances.allSatisfy { $0.status == "Q" && $0.batchNumber == 1 })
+            #expect(out.batches[0].taskInstanceIDs == instances.map(\.id))
+
+            #expect(
+                Set(out.transitions) == [
+                    TransitionGroup(entity: .task, from: "G", to: "Q", arrayID: fixture.arrayID, batchNumber: nil,
+                                    ids: [ids[0], ids[2], ids[3], ids[5]]),
+                    TransitionGroup(entity: .task, from: "A", to: "Q", arrayID: fixture.arrayID, batchNumber: nil, ids: [ids[1], ids[4]]),
+                    TransitionGroup(entity: .taskInstance, from: nil, to: "Q", arrayID: fixture.arrayID, batchNumber: 1,
+                                    ids: instances.map(\.id).sorted()),
+                ])
+        }
+    }
+
+    @Test func batchNumbersCountUpPerArray() async throws {
+        try await TestPostgres.withDatabase { db in
+            let a = try await ArrayFixture.make(db, tasks: 3)
+            let b = try await ArrayFixture.make(db, tasks: 1)
+            var numbers: [Int32] = []
+            for id in a.taskIDs {
+                let out = try await db.perform(
+                    RecordArrayBatchNum(arrayID: a.arrayID, taskIDs: [id], taskResourcesID: 1, workflowRunID: 1), logger: logger)
+                numbers += out.batches.map(\.batchNumber)
+            }
+            #expect(numbers == [1, 2, 3])
+            let other = try await b.queueAll(db)
+            #expect(other.batches.map(\.batchNumber) == [1], "each array has its own counter")
+        }
+    }
+
+    @Test func alreadyQueuedTasksGetNoInstanceButAreReported() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 4)
+            let ids = fixture.taskIDs
+            _ = try await db.perform(
+                RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: [ids[0], ids[1]], taskResourcesID: 1, workflowRunID: 1),
+                logger: logger)
+            try await db.setTaskStatus([ids[2]], to: .running)
+            let out = try await db.perform(
+                RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: ids, taskResourcesID: 1, workflowRunID: 1), logger: logger)
+            #expect(out.tasksByStatus == ["Q": [ids[0], ids[1], ids[3]], "R": [ids[2]]])
+            #expect(out.batches.count == 1)
+            #expect(out.batches[0].batchNumber == 2)
+            #expect(out.batches[0].taskInstanceIDs.count == 1)
+            let instances = try await db.taskInstances(arrayID: fixture.arrayID)
+            #expect(instances.count == 3)
+            #expect(instances.last?.taskID == ids[3])
+            #expect(instances.last?.stepID == 0)
+        }
+    }
+
+    @Test func nothingToQueueReportsStatusesAndOpensNoBatch() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 2, status: .done)
+            let out = try await db.perform(
+                RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: fixture.taskIDs, taskResourcesID: 1, workflowRunID: 1),
+                logger: logger)
+            #expect(out.batches.isEmpty)
+            #expect(out.tasksByStatus == ["D": fixture.taskIDs])
+            #expect(out.transitions.isEmpty)
+            let next = try await ArrayFixture.make(db, tasks: 1)
+            #expect(try await next.queueAll(db).batches.map(\.batchNumber) == [1])
+        }
+    }
+
+    @Test func twentyFiveHundredIDsMakeThreeBatches() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 2500)
+            let out = try await fixture.queueAll(db)
+            #expect(out.batches.map(\.batchNumber) == [1, 2, 3])
+            #expect(out.batches.map(\.taskInstanceIDs.count) == [1000, 1000, 500])
+            let instances = try await db.taskInstances(arrayID: fixture.arrayID)
+            #expect(instances.map(\.taskID) == fixture.taskIDs, "chunks in ascending task id order")
+            for batch in Int32(1)...3 {
+                let steps = instances.filter { $0.batchNumber == batch }.map(\.stepID)
+                #expect(steps == Array(0..<Int32(steps.count)))
+            }
+        }
+    }
+
+    @Test func configurableChunkSize() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 10)
+            let out = try await fixture.queueAll(db, chunkSize: 4)
+            #expect(out.batches.map(\.taskInstanceIDs.count) == [4, 4, 2])
+        }
+    }
+
+    @Test func idsOfAnotherArrayOrUnknownRefuseTheWholeCommand() async throws {
+        try await TestPostgres.withDatabase { db in
+            let mine = try await ArrayFixture.make(db, tasks: 3)
+            let theirs = try await ArrayFixture.make(db, tasks: 1)
+            for stray in [theirs.taskIDs[0], 9_999_999] {
+                let error = await #expect(throws: OperationError.self) {
+                    try await db.perform(
+                        RecordArrayBatchNum(arrayID: mine.arrayID, taskIDs: mine.taskIDs + [stray], taskResourcesID: 1, workflowRunID: 1),
+                        logger: logger)
+                }
+                #expect(error?.code == .tasksNotInArray)
+                #expect(error?.message.contains("\(stray)") == true)
+            }
+            #expect(try await db.tasks(arrayID: mine.arrayID).allSatisfy { $0.status == "G" && $0.numAttempts == 0 })
+            #expect(try await db.taskInstances(arrayID: mine.arrayID).isEmpty)
+            #expect(try await mine.queueAll(db).batches.map(\.batchNumber) == [1], "the refused calls issued no batch number")
+        }
+    }
+
+    @Test func unknownArrayIsNotFound() async throws {
+        try await TestPostgres.withDatabase { db in
+            let error = await #expect(throws: OperationError.self) {
+                try await db.perform(RecordArrayBatchNum(arrayID: 12345, taskIDs: [1], taskResourcesID: 1, workflowRunID: 1), logger: logger)
+            }
+            #expect(error?.code == .arrayNotFound)
+        }
+    }
+
+    @Test(arguments: [
+        RecordArrayBatchNum(arrayID: 1, taskIDs: [], taskResourcesID: 1, workflowRunID: 1),
+        RecordArrayBatchNum(arrayID: 1, taskIDs: [1, -2], taskResourcesID: 1, workflowRunID: 1),
+        RecordArrayBatchNum(arrayID: 0, taskIDs: [1], taskResourcesID: 1, workflowRunID: 1),
+        RecordArrayBatchNum(arrayID: 1, taskIDs: [1], taskResourcesID: 0, workflowRunID: 1),
+        RecordArrayBatchNum(arrayID: 1, taskIDs: [1], taskResourcesID: 1, workflowRunID: -1),
+        RecordArrayBatchNum(arrayID: 1, taskIDs: [1], taskResourcesID: 1, workflowRunID: 1, chunkSize: 0),
+    ])
+    func rejectsBadInput(_ operation: RecordArrayBatchNum) async throws {
+        let error = #expect(throws: OperationError.self) { try operation.validate() }
+        #expect(error?.code == .invalidArgument)
+    }
+
+    @Test func duplicateIDsInTheRequestAreQueuedOnce() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 2)
+            let out = try await db.perform(
+                RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: fixture.taskIDs + fixture.taskIDs, taskResourcesID: 1,
+                                    workflowRunID: 1), logger: logger)
+            #expect(out.batches[0].taskInstanceIDs.count == 2)
+            #expect(try await db.taskInstances(arrayID: fixture.arrayID).count == 2)
+        }
+    }
+}
+
+extension RecordArrayBatchNum: CustomTestStringConvertible {
+    public var testDescription: String {
+        "array \(arrayID) ids \(taskIDs) resources \(taskResourcesID) run \(workflowRunID) chunk \(chunkSize)"
+    }
+}
