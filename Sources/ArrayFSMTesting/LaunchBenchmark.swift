@@ -35,7 +35,10 @@ public struct LaunchBenchmark: Sendable {
     /// The medians and what they mean.
     public struct Report: Sendable {
         public var operation: Sample
+        /// The same two UPDATEs written by hand, returning the moved ids as the operation does.
         public var direct: Sample
+        /// The two UPDATEs returning only a count: the floor, with nothing for the events.
+        public var bare: Sample
         public var jobmonIndexes: Sample
         public var smallBatchOperationRate: Double
         public var smallBatchDirectRate: Double
@@ -63,9 +66,10 @@ public struct LaunchBenchmark: Sendable {
 
         var operation: [Sample] = []
         var direct: [Sample] = []
+        var bare: [Sample] = []
         var jobmon: [Sample] = []
         for round in 1...repeats {
-            progress("round \(round)/\(repeats): operation, direct SQL, Jobmon's indexes")
+            progress("round \(round)/\(repeats): operation, direct SQL, bare SQL, Jobmon's indexes")
             try await reset(client, task: "task", taskInstance: "task_instance", arrayID: big.arrayID, logger: logger)
             operation.append(
                 try await timed(database, task: "task", taskInstance: "task_instance", logger: logger) { connection in
@@ -74,6 +78,12 @@ public struct LaunchBenchmark: Sendable {
                 })
             try await reset(client, task: "task", taskInstance: "task_instance", arrayID: big.arrayID, logger: logger)
             direct.append(
+                try await timed(database, task: "task", taskInstance: "task_instance", logger: logger) { connection in
+                    try await Self.directLaunch(on: connection, task: "task", taskInstance: "task_instance", arrayID: big.arrayID,
+                                                batch: 1, returningIDs: true, logger: logger)
+                })
+            try await reset(client, task: "task", taskInstance: "task_instance", arrayID: big.arrayID, logger: logger)
+            bare.append(
                 try await timed(database, task: "task", taskInstance: "task_instance", logger: logger) { connection in
                     try await Self.directLaunch(on: connection, task: "task", taskInstance: "task_instance", arrayID: big.arrayID,
                                                 batch: 1, logger: logger)
@@ -95,7 +105,7 @@ public struct LaunchBenchmark: Sendable {
         }
         let smallDirect = try await smallBatchRate(database, logger: logger) { connection, arrayID, batch in
             try await Self.directLaunch(on: connection, task: "task", taskInstance: "task_instance", arrayID: arrayID, batch: batch,
-                                        logger: logger)
+                                        returningIDs: true, logger: logger)
         }
 
         // Cumulative counters (they include the resets, which are bulk updates of the same rows).
@@ -121,24 +131,32 @@ public struct LaunchBenchmark: Sendable {
             try await client.query(PostgresQuery(unsafeSQL: statement), logger: logger)
         }
         return Report(
-            operation: Self.median(operation), direct: Self.median(direct), jobmonIndexes: Self.median(jobmon),
+            operation: Self.median(operation), direct: Self.median(direct), bare: Self.median(bare), jobmonIndexes: Self.median(jobmon),
             smallBatchOperationRate: smallOperation, smallBatchDirectRate: smallDirect,
             tableStats: tableStats, settings: settings)
     }
 
-    /// The hand-written statements: the launch's two UPDATEs, nothing else.
+    /// The hand-written statements: the launch's two UPDATEs, each returning the moved ids
+    /// (what the events need) or, for the floor, only a count.
     static func directLaunch(
-        on connection: PostgresConnection, task: String, taskInstance: String, arrayID: Int64, batch: Int32, logger: Logger
+        on connection: PostgresConnection, task: String, taskInstance: String, arrayID: Int64, batch: Int32,
+        returningIDs: Bool = false, logger: Logger
     ) async throws -> Int {
-        try await connection.query(
+        let result = returningIDs ? "coalesce(array_agg(id), '{}')" : "'{}'::bigint[]"
+        let tasks = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
-                    UPDATE \(task) SET status = 'O', status_date = now()
-                    WHERE status = 'I' AND array_id = $1
-                      AND id IN (SELECT task_id FROM \(taskInstance) WHERE array_id = $1 AND array_batch_num = $2)
+                    WITH moved AS (
+                        UPDATE \(task) SET status = 'O', status_date = now()
+                        WHERE status = 'I' AND array_id = $1
+                          AND id IN (SELECT task_id FROM \(taskInstance) WHERE array_id = $1 AND array_batch_num = $2)
+                        RETURNING id
+                    )
+                    SELECT count(*), \(result) FROM moved
                     """, binds: try Self.binds(arrayID, batch)), logger: logger)
+        for try await _ in tasks.decode((Int64, [Int64]).self) {}
         var moved = 0
-        let rows = try await connection.query(
+        let instances = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
                     WITH moved AS (
@@ -146,11 +164,11 @@ public struct LaunchBenchmark: Sendable {
                         SET status = 'O', status_date = now(), submitted_date = now(),
                             report_by_date = now() + interval '279 seconds'
                         WHERE array_id = $1 AND array_batch_num = $2 AND status = 'I'
-                        RETURNING 1
+                        RETURNING id
                     )
-                    SELECT count(*) FROM moved
+                    SELECT count(*), \(result) FROM moved
                     """, binds: try Self.binds(arrayID, batch)), logger: logger)
-        for try await count in rows.decode(Int64.self) { moved = Int(count) }
+        for try await (count, _) in instances.decode((Int64, [Int64]).self) { moved = Int(count) }
         return moved
     }
 

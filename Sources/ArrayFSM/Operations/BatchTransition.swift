@@ -14,7 +14,7 @@ public struct BatchTransitionOutput: Sendable, Hashable {
 /// Runs a batch transition statement and reads its result rows.
 ///
 /// Every batch transition's SQL ends in the same shape, one row per (entity, from status):
-/// `SELECT 'task' | 'task_instance', from_status, array_agg(id ORDER BY id) … GROUP BY from_status`,
+/// `SELECT 'task' | 'task_instance', from_status, array_agg(id) … GROUP BY from_status`,
 /// so the statement does all its work in one round trip and this type turns the rows into an output.
 enum BatchTransition {
     static func run(
@@ -28,7 +28,10 @@ enum BatchTransition {
     ) async throws -> BatchTransitionOutput {
         var output = BatchTransitionOutput(taskInstanceIDs: [], taskIDs: [], transitions: [])
         let rows = try await connection.query(statement, logger: logger)
-        for try await (entity, from, ids) in rows.decode((String, String, [Int64]).self) {
+        for try await (entity, from, unordered) in rows.decode((String, String, [Int64]).self) {
+            // Sorted here rather than by ORDER BY inside array_agg, which would sort in the
+            // database while holding the locks; the ids mostly arrive in order already.
+            let ids = unordered.sorted()
             switch entity {
             case TransitionGroup.Entity.task.rawValue:
                 guard let taskTo else { continue }

@@ -35,9 +35,9 @@ public struct InstantiateArrayBatch: ArrayOperation {
                 WHERE id IN (SELECT id FROM queued)
                 RETURNING id
             )
-            SELECT 'task', 'Q', array_agg(id ORDER BY id) FROM tasks HAVING count(*) > 0
+            SELECT 'task', 'Q', array_agg(id) FROM tasks HAVING count(*) > 0
             UNION ALL
-            SELECT 'task_instance', 'Q', array_agg(id ORDER BY id) FROM instances HAVING count(*) > 0
+            SELECT 'task_instance', 'Q', array_agg(id) FROM instances HAVING count(*) > 0
             """,
             arrayID: arrayID, batchNumber: batchNumber, taskTo: .instantiating, taskInstanceTo: .instantiated,
             on: connection, logger: logger)

@@ -28,7 +28,7 @@ public struct LogArraySubmitFailed: ArrayOperation {
                 WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'I'
                 RETURNING id
             )
-            SELECT 'task_instance', 'I', array_agg(id ORDER BY id) FROM instances HAVING count(*) > 0
+            SELECT 'task_instance', 'I', array_agg(id) FROM instances HAVING count(*) > 0
             """,
             arrayID: arrayID, batchNumber: batchNumber, taskTo: nil, taskInstanceTo: .noDistributorID,
             on: connection, logger: logger)

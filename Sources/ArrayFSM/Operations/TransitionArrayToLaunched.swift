@@ -46,9 +46,9 @@ public struct TransitionArrayToLaunched: ArrayOperation {
                 WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'I'
                 RETURNING id
             )
-            SELECT 'task', 'I', array_agg(id ORDER BY id) FROM tasks HAVING count(*) > 0
+            SELECT 'task', 'I', array_agg(id) FROM tasks HAVING count(*) > 0
             UNION ALL
-            SELECT 'task_instance', 'I', array_agg(id ORDER BY id) FROM instances HAVING count(*) > 0
+            SELECT 'task_instance', 'I', array_agg(id) FROM instances HAVING count(*) > 0
             """,
             arrayID: arrayID, batchNumber: batchNumber, taskTo: .launched, taskInstanceTo: .launched,
             on: connection, logger: logger)

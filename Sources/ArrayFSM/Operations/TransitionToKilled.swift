@@ -41,9 +41,9 @@ public struct TransitionToKilled: ArrayOperation {
                 WHERE id IN (SELECT id FROM killed)
                 RETURNING id
             )
-            SELECT 'task', from_status, array_agg(id ORDER BY id) FROM tasks GROUP BY from_status
+            SELECT 'task', from_status, array_agg(id) FROM tasks GROUP BY from_status
             UNION ALL
-            SELECT 'task_instance', 'K', array_agg(id ORDER BY id) FROM instances HAVING count(*) > 0
+            SELECT 'task_instance', 'K', array_agg(id) FROM instances HAVING count(*) > 0
             """,
             arrayID: arrayID, batchNumber: batchNumber, taskTo: .errorFatal, taskInstanceTo: .errorFatal,
             on: connection, logger: logger)

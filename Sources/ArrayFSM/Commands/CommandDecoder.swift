@@ -1,0 +1,235 @@
+import Foundation
+
+/// Turns a message value into a ``Command``, or says why it cannot.
+///
+/// Two kinds of failure, as the contract separates them:
+/// - ``Undecodable``: not a JSON object with a usable `command_id` and `type` — no result event can
+///   be correlated, so the message goes to the dead-letter topic;
+/// - ``Rejected``: the envelope is usable but the command is not (unknown type, wrong payload) —
+///   answered with a `rejected` result event.
+///
+/// The JSON is parsed once, with `Codable`: types are strict (`true` is not an id, `1.5` is not a
+/// batch number), and a payload error names the field.
+public struct CommandDecoder: Sendable {
+    /// Largest message accepted, checked before parsing.
+    public var maxMessageBytes: Int
+
+    public init(maxMessageBytes: Int = 1 << 20) {
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    /// The message cannot be answered with a result event.
+    public struct Undecodable: Error, Sendable, Hashable {
+        /// `too_large`, `not_json`, `not_an_object` or `bad_envelope`.
+        public var code: String
+        public var message: String
+    }
+
+    /// The envelope is usable; the command is refused with `error`.
+    public struct Rejected: Error, Sendable {
+        public var envelope: CommandEnvelope
+        public var error: OperationError
+    }
+
+    /// Decodes `data`; throws ``Undecodable`` or ``Rejected``.
+    public func decode(_ data: Data) throws -> Command {
+        guard data.count <= maxMessageBytes else {
+            throw Undecodable(code: "too_large", message: "message of \(data.count) bytes exceeds the \(maxMessageBytes)-byte limit")
+        }
+        let wire: WireCommand
+        do {
+            wire = try JSONDecoder().decode(WireCommand.self, from: data)
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            throw Undecodable(code: "not_an_object", message: "the message is JSON but not an object")
+        } catch {
+            throw Undecodable(code: "not_json", message: "the message is not valid UTF-8 JSON")
+        }
+        guard let commandID = wire.commandID, !commandID.isEmpty, commandID.count <= CommandEnvelope.maxCommandIDLength else {
+            throw Undecodable(code: "bad_envelope", message: "command_id must be a string of 1–\(CommandEnvelope.maxCommandIDLength) characters")
+        }
+        guard let type = wire.type, !type.isEmpty else {
+            throw Undecodable(code: "bad_envelope", message: "type must be a non-empty string")
+        }
+        let envelope = CommandEnvelope(
+            commandID: commandID, type: type, version: wire.version ?? 1, issuedAt: wire.issuedAt, replyTo: wire.replyTo)
+        switch wire.operation {
+        case .success(let operation):
+            return Command(envelope: envelope, operation: operation)
+        case .failure(let error):
+            throw Rejected(envelope: envelope, error: error)
+        }
+    }
+}
+
+/// The JSON shape of a command. Envelope fields are read leniently (a wrong one is reported, not
+/// thrown) so that a command with a usable id can always be answered.
+struct WireCommand: Decodable {
+    var commandID: String?
+    var type: String?
+    var version: Int?
+    var issuedAt: String?
+    var replyTo: String?
+    var operation: Result<Command.Operation, OperationError>
+
+    enum CodingKeys: String, CodingKey {
+        case commandID = "command_id", type, version, issuedAt = "issued_at", replyTo = "reply_to", payload
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        commandID = try? container.decodeIfPresent(String.self, forKey: .commandID)
+        type = try? container.decodeIfPresent(String.self, forKey: .type)
+        issuedAt = try? container.decodeIfPresent(String.self, forKey: .issuedAt)
+        replyTo = try? container.decodeIfPresent(String.self, forKey: .replyTo)
+        let versionResult = Result { try container.decodeIfPresent(Int.self, forKey: .version) }
+        version = (try? versionResult.get()) ?? nil
+        operation = .failure(.invalid("unreachable"))
+        guard let type else { return }
+        guard let commandType = CommandType(rawValue: type) else {
+            operation = .failure(
+                .invalid("unknown command type '\(type.prefix(64))'; known: \(CommandType.allCases.map(\.rawValue).joined(separator: ", "))"))
+            return
+        }
+        if case .failure = versionResult {
+            operation = .failure(.invalid("version must be an integer"))
+            return
+        }
+        guard (version ?? 1) == 1 else {
+            operation = .failure(.invalid("unsupported version \(version ?? 0) of \(type); this server speaks version 1"))
+            return
+        }
+        guard container.contains(.payload) else {
+            operation = .failure(.invalid("payload is required"))
+            return
+        }
+        do {
+            operation = .success(try Self.decodePayload(commandType, container))
+        } catch let error as OperationError {
+            operation = .failure(error)
+        } catch let error as DecodingError {
+            operation = .failure(.invalid(Self.describe(error)))
+        } catch {
+            operation = .failure(.invalid("payload: \(error)"))
+        }
+    }
+
+    static func decodePayload(_ type: CommandType, _ c: KeyedDecodingContainer<CodingKeys>) throws -> Command.Operation {
+        switch type {
+        case .addArray:
+            let p = try c.decode(AddArrayPayload.self, forKey: .payload)
+            return .addArray(
+                AddArray(workflowID: p.workflow_id, taskTemplateVersionID: p.task_template_version_id,
+                         maxConcurrentlyRunning: p.max_concurrently_running ?? .max, name: p.name ?? ""))
+        case .recordArrayBatchNum:
+            let p = try c.decode(RecordArrayBatchNumPayload.self, forKey: .payload)
+            return .recordArrayBatchNum(
+                RecordArrayBatchNum(arrayID: p.array_id, taskIDs: p.task_ids, taskResourcesID: p.task_resources_id,
+                                    workflowRunID: p.workflow_run_id))
+        case .transitionArrayToLaunched:
+            let p = try c.decode(LaunchPayload.self, forKey: .payload)
+            return .transitionArrayToLaunched(
+                TransitionArrayToLaunched(arrayID: p.array_id, batchNumber: p.batch_number, nextReportIncrement: p.next_report_increment))
+        case .transitionToKilled:
+            let p = try c.decode(BatchPayload.self, forKey: .payload)
+            return .transitionToKilled(TransitionToKilled(arrayID: p.array_id, batchNumber: p.batch_number))
+        case .instantiateArrayBatch:
+            let p = try c.decode(BatchPayload.self, forKey: .payload)
+            return .instantiateArrayBatch(InstantiateArrayBatch(arrayID: p.array_id, batchNumber: p.batch_number))
+        case .logArraySubmitFailed:
+            let p = try c.decode(BatchPayload.self, forKey: .payload)
+            return .logArraySubmitFailed(LogArraySubmitFailed(arrayID: p.array_id, batchNumber: p.batch_number))
+        case .logArrayDistributorID:
+            let p = try c.decode(DistributorIDPayload.self, forKey: .payload)
+            var map: [Int64: String] = [:]
+            map.reserveCapacity(p.distributor_ids.count)
+            for (key, value) in p.distributor_ids {
+                guard let id = Int64(key) else {
+                    throw OperationError.invalid("distributor_ids key '\(key.prefix(40))' is not an integer task instance id")
+                }
+                map[id] = value
+            }
+            return .logArrayDistributorID(LogArrayDistributorID(arrayID: p.array_id, distributorIDs: map, stdout: p.stdout, stderr: p.stderr))
+        case .getArrayMaxConcurrentlyRunning:
+            let p = try c.decode(MaxConcurrencyPayload.self, forKey: .payload)
+            if let arrayID = p.array_id {
+                return .getArrayMaxConcurrentlyRunning(GetArrayMaxConcurrentlyRunning(.arrayID(arrayID)))
+            }
+            guard let workflowID = p.workflow_id, let ttvID = p.task_template_version_id else {
+                throw OperationError.invalid("give array_id, or workflow_id and task_template_version_id")
+            }
+            return .getArrayMaxConcurrentlyRunning(
+                GetArrayMaxConcurrentlyRunning(.workflow(workflowID: workflowID, taskTemplateVersionID: ttvID)))
+        }
+    }
+
+    /// "payload.task_ids[3]: expected an integer, found a string" — what a caller can act on.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().dropFirst().description
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return "\(parent.isEmpty ? "" : parent + ".")\(key.stringValue) is required"
+        case .typeMismatch(let type, let context):
+            return "\(path(context)): expected \(Self.name(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context)): expected \(Self.name(type)), found null"
+        case .dataCorrupted(let context):
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    static func name(_ type: Any.Type) -> String {
+        switch type {
+        case is Int64.Type, is Int32.Type, is Int.Type: "an integer"
+        case is Double.Type: "a number"
+        case is String.Type: "a string"
+        case is [Int64].Type: "an array of integers"
+        default: "\(type)"
+        }
+    }
+}
+
+// Wire payloads: field names are the contract's.
+// swiftlint:disable identifier_name
+struct AddArrayPayload: Decodable {
+    var workflow_id: Int64
+    var task_template_version_id: Int64
+    var max_concurrently_running: Int32?
+    var name: String?
+}
+
+struct RecordArrayBatchNumPayload: Decodable {
+    var array_id: Int64
+    var task_ids: [Int64]
+    var task_resources_id: Int64
+    var workflow_run_id: Int64
+}
+
+struct LaunchPayload: Decodable {
+    var array_id: Int64
+    var batch_number: Int32
+    var next_report_increment: Double
+}
+
+struct BatchPayload: Decodable {
+    var array_id: Int64
+    var batch_number: Int32
+}
+
+struct DistributorIDPayload: Decodable {
+    var array_id: Int64
+    var distributor_ids: [String: String]
+    var stdout: String?
+    var stderr: String?
+}
+
+struct MaxConcurrencyPayload: Decodable {
+    var array_id: Int64?
+    var workflow_id: Int64?
+    var task_template_version_id: Int64?
+}
+// swiftlint:enable identifier_name
