@@ -15,6 +15,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
+        // Debian's librdkafka 2.0.2 (pkg-config rdkafka): module map and shim header only.
+        .systemLibrary(name: "CRdkafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // A small Swift 6 wrapper over librdkafka: producer, consumer, admin, mock cluster. No arrayfsm words.
+        .target(
+            name: "Kafka",
+            dependencies: ["CRdkafka", .product(name: "Logging", package: "swift-log")]
+        ),
         // The domain: statuses, FSM rules, the array operations and their SQL, migrations.
         .target(
             name: "ArrayFSM",
@@ -39,6 +46,7 @@ let package = Package(
             dependencies: [
                 "ArrayFSM",
                 "ArrayFSMTesting",
+                "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -48,5 +56,11 @@ let package = Package(
             name: "ArrayFSMTests",
             dependencies: ["ArrayFSM", "ArrayFSMTesting"]
         ),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        // A consumer-group member that KafkaTests starts and kills with SIGKILL.
+        .executableTarget(name: "kafka-test-consumer", dependencies: ["Kafka"]),
+        // The Kafka-layer benchmark: the wrapper against plain C loops on the same broker, same run.
+        .target(name: "CKafkaBench", dependencies: ["CRdkafka"]),
+        .executableTarget(name: "kafka-bench", dependencies: ["Kafka", "CKafkaBench"]),
     ]
 )
