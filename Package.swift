@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // Debian's librdkafka 2.0.2 (pkg-config rdkafka): module map and shim header only.
@@ -28,6 +29,17 @@ let package = Package(
             dependencies: [
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The processor: command batches → one transaction → outbox → relay; Kafka wiring; metrics.
+        .target(
+            name: "ArrayFSMService",
+            dependencies: [
+                "ArrayFSM",
+                "Kafka",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -56,6 +68,7 @@ let package = Package(
             name: "ArrayFSMTests",
             dependencies: ["ArrayFSM", "ArrayFSMTesting"]
         ),
+        .testTarget(name: "ArrayFSMServiceTests", dependencies: ["ArrayFSMService", "ArrayFSMTesting", "Kafka"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         // A consumer-group member that KafkaTests starts and kills with SIGKILL.
         .executableTarget(name: "kafka-test-consumer", dependencies: ["Kafka"]),

@@ -29,6 +29,11 @@ public struct RecordArrayBatchNum: ArrayOperation {
         public var batchNumber: Int32
         /// The new task instances, ordered by step id.
         public var taskInstanceIDs: [Int64]
+
+        public init(batchNumber: Int32, taskInstanceIDs: [Int64]) {
+            self.batchNumber = batchNumber
+            self.taskInstanceIDs = taskInstanceIDs
+        }
     }
 
     public struct Output: Sendable, Hashable {

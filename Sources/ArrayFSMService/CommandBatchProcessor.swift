@@ -1,0 +1,209 @@
+import ArrayFSM
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Applies a batch of command messages in one database transaction.
+///
+/// In that one transaction: each command is claimed in the processed-commands table (a repeat
+/// re-emits the stored result and changes nothing), applied, and its result and transition events
+/// are written to the outbox; undecodable messages go to the outbox for the dead-letter topic.
+/// A command refused by validation or by the FSM is answered `rejected` without disturbing the
+/// others: operations refuse before their first write, so the transaction stays usable.
+///
+/// If the batch transaction fails on a database error, the batch is applied again one command per
+/// transaction, so a single poison command is isolated and answered while the rest go through.
+/// Errors that mean the database is unreachable are thrown: the caller must not store offsets.
+public struct CommandBatchProcessor: Sendable {
+    public var database: ArrayDatabase
+    public var decoder: CommandDecoder
+    var events: EventWriter
+
+    public init(database: ArrayDatabase, topics: Topics = Topics(), maxMessageBytes: Int = 1 << 20, maxEventBytes: Int = 512 * 1024) {
+        self.database = database
+        self.decoder = CommandDecoder(maxMessageBytes: maxMessageBytes)
+        self.events = EventWriter(topics: topics, maxEventBytes: maxEventBytes)
+    }
+
+    /// What a batch did, for metrics and logs.
+    public struct Outcome: Sendable {
+        /// (command type, status) per command: status is `ok`, `rejected`, `duplicate` or `dead_letter`.
+        public var commands: [(type: String, status: String)] = []
+        /// Rows moved per (entity, from, to).
+        public var transitions: [String: Int] = [:]
+        public var outboxMessages = 0
+        /// Whether the batch had to be applied one command at a time.
+        public var fellBackToSingles = false
+    }
+
+    /// Applies `batch`; returns after the transaction (or transactions) committed.
+    public func process(_ batch: [IncomingCommand], logger: Logger) async throws -> Outcome {
+        guard !batch.isEmpty else { return Outcome() }
+        let decoded = batch.map(decode)
+        do {
+            return try await database.transaction(logger: logger) { connection in
+                try await apply(decoded, on: connection, logger: logger)
+            }
+        } catch let error where Self.isCommandFault(error) {
+            logger.warning("batch failed on a database error; applying its commands one by one", metadata: ["error": "\(error)"])
+            var total = Outcome()
+            total.fellBackToSingles = true
+            for item in decoded {
+                let outcome: Outcome
+                do {
+                    outcome = try await database.transaction(logger: logger) { connection in
+                        try await apply([item], on: connection, logger: logger)
+                    }
+                } catch let error where Self.isCommandFault(error) {
+                    outcome = try await answerDatabaseFault(item, error: error, logger: logger)
+                }
+                total.commands += outcome.commands
+                total.transitions.merge(outcome.transitions, uniquingKeysWith: +)
+                total.outboxMessages += outcome.outboxMessages
+            }
+            return total
+        }
+    }
+
+    /// A decoded message, or why it is not a command.
+    enum Decoded: Sendable {
+        case command(Command, IncomingCommand)
+        case rejected(CommandEnvelope, OperationError, IncomingCommand)
+        case deadLetter(code: String, reason: String, IncomingCommand)
+    }
+
+    func decode(_ message: IncomingCommand) -> Decoded {
+        guard let value = message.value else {
+            return .deadLetter(code: "no_value", reason: "the message has no value", message)
+        }
+        do {
+            return .command(try decoder.decode(Data(value)), message)
+        } catch let error as CommandDecoder.Rejected {
+            return .rejected(error.envelope, error.error, message)
+        } catch let error as CommandDecoder.Undecodable {
+            return .deadLetter(code: error.code, reason: error.message, message)
+        } catch {
+            return .deadLetter(code: "not_json", reason: "\(error)", message)
+        }
+    }
+
+    /// The stored answer of a processed command.
+    struct StoredResult {
+        var events: [[UInt8]]
+        var replyTo: String?
+        var key: [UInt8]?
+    }
+
+    func apply(_ items: [Decoded], on connection: PostgresConnection, logger: Logger) async throws -> Outcome {
+        var outcome = Outcome()
+        var outbox: [OutboxMessage] = []
+        var processed: [ProcessedCommands.Answer] = []
+
+        // Claim every command id first. A concurrent claim of the same id (another consumer after
+        // a rebalance) waits here for that transaction and then counts as a repeat.
+        let ids = Array(Set(items.compactMap { $0.envelope?.commandID }))
+        let claimed = try await ProcessedCommands.claim(ids, on: connection, logger: logger)
+        var stored = try await ProcessedCommands.results(ids.filter { !claimed.contains($0) }, on: connection, logger: logger)
+
+        for item in items {
+            if case .deadLetter(let code, let reason, let message) = item {
+                outbox.append(events.deadLetter(message, code: code, reason: reason))
+                outcome.commands.append((type: "unknown", status: "dead_letter"))
+                logger.warning("dead-lettered a message", metadata: [
+                    "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "code": "\(code)",
+                ])
+                continue
+            }
+            if let envelope = item.envelope, let previous = stored[envelope.commandID] {
+                // A repeat (re-delivered, re-produced, or twice in this batch): the original answer again.
+                outbox += events.resultMessages(previous.events, key: previous.key, replyTo: previous.replyTo,
+                                                traceparent: item.message.traceparent)
+                outcome.commands.append((type: envelope.type, status: "duplicate"))
+                continue
+            }
+            switch item {
+            case .deadLetter:
+                break
+            case .rejected(let envelope, let error, let message):
+                let result = try events.resultEvents(envelope: envelope, outcome: .failure(error), processedAt: Date(), durationMS: 0)
+                outbox += events.resultMessages(result, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
+                processed.append(.init(id: envelope.commandID, type: envelope.type, status: "rejected", events: result, replyTo: envelope.replyTo, key: message.key))
+                stored[envelope.commandID] = StoredResult(events: result, replyTo: envelope.replyTo, key: message.key)
+                outcome.commands.append((type: envelope.type, status: "rejected"))
+                logger.info("rejected a command", metadata: ["command_id": "\(envelope.commandID)", "code": "\(error.code.rawValue)"])
+
+            case .command(let command, let message):
+                let envelope = command.envelope
+                let start = ContinuousClock.now
+                let result: Result<ResultPayload, OperationError>
+                var transitions: [TransitionGroup] = []
+                do {
+                    try command.validate()
+                    let (payload, moved) = try await command.operation.apply(on: connection, logger: logger)
+                    result = .success(payload)
+                    transitions = moved
+                } catch let error as OperationError {
+                    result = .failure(error)
+                }
+                let now = Date()
+                let elapsed = ContinuousClock.now - start
+                let durationMS = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+                let resultEvents = try events.resultEvents(envelope: envelope, outcome: result, processedAt: now, durationMS: durationMS)
+                outbox += events.resultMessages(resultEvents, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
+                outbox += try events.transitionMessages(
+                    commandID: envelope.commandID, transitions: transitions, at: now, traceparent: message.traceparent)
+                let status = (try? result.get()) == nil ? "rejected" : "ok"
+                processed.append(.init(id: envelope.commandID, type: envelope.type, status: status, events: resultEvents, replyTo: envelope.replyTo, key: message.key))
+                stored[envelope.commandID] = StoredResult(events: resultEvents, replyTo: envelope.replyTo, key: message.key)
+                outcome.commands.append((type: envelope.type, status: status))
+                for group in transitions {
+                    outcome.transitions["\(group.entity.rawValue):\(group.from ?? "new")->\(group.to)", default: 0] += group.ids.count
+                }
+            }
+        }
+        try await ProcessedCommands.record(processed, on: connection, logger: logger)
+        try await Outbox.insert(outbox, on: connection, logger: logger)
+        outcome.outboxMessages = outbox.count
+        return outcome
+    }
+
+    /// A command whose own transaction failed on a database error: answered `rejected` with the
+    /// error, in a transaction of its own, so it never blocks its partition.
+    func answerDatabaseFault(_ item: Decoded, error: any Error, logger: Logger) async throws -> Outcome {
+        guard case .command(let command, let message) = item else { throw error }
+        let fault = OperationError(.invalidArgument, "the database refused the command: \(Self.describe(error))")
+        logger.error("command failed on a database error", metadata: ["command_id": "\(command.envelope.commandID)", "error": "\(error)"])
+        return try await database.transaction(logger: logger) { connection in
+            try await apply([.rejected(command.envelope, fault, message)], on: connection, logger: logger)
+        }
+    }
+
+    /// Whether an error is the command's fault (a server-side refusal such as a constraint), as
+    /// opposed to the database being unreachable or shutting down, which must stop the consumer.
+    static func isCommandFault(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        // 08 connection, 53 resources, 57 operator intervention (shutdown), 58 system, 40 retried already.
+        return !["08", "53", "57", "58", "40", "XX"].contains(String(state.prefix(2)))
+    }
+
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError, let info = error.serverInfo else { return "\(error)" }
+        return "\(info[.sqlState] ?? "?") \(info[.message] ?? "")"
+    }
+}
+
+extension CommandBatchProcessor.Decoded {
+    var envelope: CommandEnvelope? {
+        switch self {
+        case .command(let command, _): command.envelope
+        case .rejected(let envelope, _, _): envelope
+        case .deadLetter: nil
+        }
+    }
+
+    var message: IncomingCommand {
+        switch self {
+        case .command(_, let message), .rejected(_, _, let message), .deadLetter(_, _, let message): message
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+/// A message read from the commands topic, as the processor needs it: no Kafka types.
+public struct IncomingCommand: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    /// Header names and values; `traceparent` is copied to the events.
+    public var headers: [(name: String, value: [UInt8]?)]
+    /// When the message was produced (milliseconds since 1970), for end-to-end latency.
+    public var timestampMilliseconds: Int64?
+
+    public init(
+        topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?,
+        headers: [(name: String, value: [UInt8]?)] = [], timestampMilliseconds: Int64? = nil
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMilliseconds = timestampMilliseconds
+    }
+
+    var traceparent: String? {
+        headers.first { $0.name == "traceparent" }?.value.map { String(decoding: $0, as: UTF8.self) }
+    }
+}

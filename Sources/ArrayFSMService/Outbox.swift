@@ -1,0 +1,63 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The transactional outbox: events written with the database change that caused them,
+/// published later by the relay and deleted only after Kafka acknowledged them.
+public enum Outbox {
+    /// Appends messages in the caller's transaction (one statement, order kept).
+    static func insert(_ messages: [OutboxMessage], on connection: PostgresConnection, logger: Logger) async throws {
+        guard !messages.isEmpty else { return }
+        // unnest takes one-dimensional arrays: headers travel as "name\u{1F}value\u{1F}…", and a
+        // NULL key as a false flag.
+        let headers = messages.map { $0.headers.joined(separator: "\u{1F}") }
+        try await connection.query(
+            """
+            INSERT INTO arrayfsm_outbox (topic, key, value, headers)
+            SELECT topic, CASE WHEN has_key THEN key END, value,
+                   CASE WHEN h = '' THEN '{}'::text[] ELSE string_to_array(h, E'\\x1F') END
+            FROM unnest(\(messages.map(\.topic))::text[], \(messages.map { $0.key != nil })::bool[],
+                        \(messages.map { ByteBuffer(bytes: $0.key ?? []) })::bytea[],
+                        \(messages.map { ByteBuffer(bytes: $0.value) })::bytea[], \(headers)::text[])
+                 WITH ORDINALITY AS m(topic, has_key, key, value, h, n)
+            ORDER BY n
+            """, logger: logger)
+    }
+
+    /// A row read back for publishing.
+    public struct Row: Sendable {
+        public var id: Int64
+        public var message: OutboxMessage
+    }
+
+    /// The oldest `limit` rows, oldest first.
+    public static func oldest(_ limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> [Row] {
+        let rows = try await connection.query(
+            """
+            SELECT id, topic, key IS NOT NULL, coalesce(key, ''), value, headers
+            FROM arrayfsm_outbox ORDER BY id LIMIT \(limit)
+            """, logger: logger)
+        var result: [Row] = []
+        for try await (id, topic, hasKey, key, value, headers) in rows.decode((Int64, String, Bool, ByteBuffer, ByteBuffer, [String]).self) {
+            result.append(
+                Row(id: id, message: OutboxMessage(
+                    topic: topic, key: hasKey ? Array(key.readableBytesView) : nil, value: Array(value.readableBytesView),
+                    headers: headers)))
+        }
+        return result
+    }
+
+    /// Deletes published rows.
+    public static func delete(_ ids: [Int64], on connection: PostgresConnection, logger: Logger) async throws {
+        guard !ids.isEmpty else { return }
+        try await connection.query("DELETE FROM arrayfsm_outbox WHERE id = ANY(\(ids))", logger: logger)
+    }
+
+    /// Rows waiting to be published.
+    public static func depth(on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        for try await count in try await connection.query("SELECT count(*) FROM arrayfsm_outbox", logger: logger).decode(Int64.self) {
+            return Int(count)
+        }
+        return 0
+    }
+}

@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The processed-commands table: which command ids were applied, and the answer each got.
+enum ProcessedCommands {
+    /// Inserts a placeholder row per id; returns the ids this transaction claimed (the others
+    /// were processed before, or by a concurrent transaction that has now committed).
+    static func claim(_ ids: [String], on connection: PostgresConnection, logger: Logger) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        let rows = try await connection.query(
+            """
+            INSERT INTO arrayfsm_processed_command (command_id, type, status, result_events)
+            SELECT id, '', 'pending', '{}' FROM unnest(\(ids)::text[]) AS id
+            ON CONFLICT (command_id) DO NOTHING
+            RETURNING command_id
+            """, logger: logger)
+        var claimed = Set<String>()
+        for try await id in rows.decode(String.self) { claimed.insert(id) }
+        return claimed
+    }
+
+    /// The stored answers of earlier processed commands.
+    static func results(
+        _ ids: [String], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [String: CommandBatchProcessor.StoredResult] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await connection.query(
+            """
+            SELECT command_id, result_events, coalesce(reply_to, ''), result_key IS NOT NULL, coalesce(result_key, '')
+            FROM arrayfsm_processed_command
+            WHERE command_id = ANY(\(ids)::text[])
+            """, logger: logger)
+        var results: [String: CommandBatchProcessor.StoredResult] = [:]
+        for try await (id, events, replyTo, hasKey, key) in rows.decode((String, [ByteBuffer], String, Bool, ByteBuffer).self) {
+            results[id] = .init(
+                events: events.map { Array($0.readableBytesView) }, replyTo: replyTo.isEmpty ? nil : replyTo,
+                key: hasKey ? Array(key.readableBytesView) : nil)
+        }
+        return results
+    }
+
+    /// One processed command's answer.
+    struct Answer {
+        var id: String
+        var type: String
+        var status: String
+        var events: [[UInt8]]
+        var replyTo: String?
+        var key: [UInt8]?
+    }
+
+    /// Fills in the claimed rows with their answers (one statement for the batch).
+    static func record(_ answers: [Answer], on connection: PostgresConnection, logger: Logger) async throws {
+        guard !answers.isEmpty else { return }
+        // unnest takes one-dimensional arrays, so each row's parts travel as one bytea joined by
+        // newlines (an encoded JSON event never contains a raw newline) and are split again here.
+        let parts = answers.map { ByteBuffer(bytes: $0.events.joined(separator: [0x0A])) }
+        try await connection.query(
+            """
+            UPDATE arrayfsm_processed_command AS p
+            SET type = r.type, status = r.status, reply_to = nullif(r.reply_to, ''),
+                result_key = CASE WHEN r.has_key THEN r.result_key END,
+                result_events = (SELECT array_agg(convert_to(part, 'UTF8') ORDER BY n)
+                                 FROM regexp_split_to_table(convert_from(r.events, 'UTF8'), E'\\n') WITH ORDINALITY AS s(part, n))
+            FROM unnest(\(answers.map(\.id))::text[], \(answers.map(\.type))::text[], \(answers.map(\.status))::text[],
+                        \(parts)::bytea[], \(answers.map { $0.replyTo ?? "" })::text[],
+                        \(answers.map { $0.key != nil })::bool[], \(answers.map { ByteBuffer(bytes: $0.key ?? []) })::bytea[])
+                 AS r(command_id, type, status, events, reply_to, has_key, result_key)
+            WHERE p.command_id = r.command_id
+            """, logger: logger)
+    }
+}

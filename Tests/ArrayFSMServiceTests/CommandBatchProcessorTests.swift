@@ -1,0 +1,190 @@
+import ArrayFSM
+import ArrayFSMService
+import ArrayFSMTesting
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite struct CommandBatchProcessorTests {
+    let logger = TestPostgres.logger
+
+    var offset = Int64(0)
+
+    func message(_ bytes: [UInt8]?, key: [UInt8]? = nil, offset: Int64 = 0) -> IncomingCommand {
+        IncomingCommand(topic: "arrayfsm.commands", partition: 0, offset: offset, key: key, value: bytes,
+                        headers: [(name: "traceparent", value: Array("00-abc-def-01".utf8))])
+    }
+
+    func outbox(_ db: ArrayDatabase) async throws -> [OutboxMessage] {
+        try await db.client.withConnection { try await Outbox.oldest(100_000, on: $0, logger: logger) }.map(\.message)
+    }
+
+    func json(_ bytes: [UInt8]) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(bytes)) as! [String: Any]
+    }
+
+    @Test func fullLifecycleThroughCommandsMatchesTheOperations() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            let add = CommandMessage.json("add_array", id: "c-add", payload: [
+                "workflow_id": 11, "task_template_version_id": 12, "max_concurrently_running": 50, "name": "arr"])
+            var outcome = try await processor.process([message(add, key: CommandMessage.key(workflowID: 11))], logger: logger)
+            #expect(outcome.commands.map(\.status) == ["ok"])
+            let result = try json(try await outbox(db).first { $0.topic == "arrayfsm.results" }!.value)
+            let arrayID = (result["result"] as! [String: Any])["array_id"] as! Int64
+            #expect(result["command_id"] as? String == "c-add")
+            #expect(result["event_id"] as? String == "c-add:result")
+
+            let rows = try await db.client.query(
+                "INSERT INTO task (workflow_id, array_id) SELECT 11, \(arrayID) FROM generate_series(1, 5) RETURNING id")
+            var taskIDs: [Int64] = []
+            for try await id in rows.decode(Int64.self) { taskIDs.append(id) }
+            let key = CommandMessage.key(arrayID: arrayID)
+
+            outcome = try await processor.process([
+                message(CommandMessage.json("record_array_batch_num", id: "c-rec", payload: [
+                    "array_id": arrayID, "task_ids": taskIDs, "task_resources_id": 1, "workflow_run_id": 2]), key: key),
+                message(CommandMessage.json("instantiate_array_batch", id: "c-inst", payload: ["array_id": arrayID, "batch_number": 1]), key: key),
+                message(CommandMessage.json("transition_array_to_launched", id: "c-launch", payload: [
+                    "array_id": arrayID, "batch_number": 1, "next_report_increment": 279]), key: key),
+                message(CommandMessage.json("get_array_max_concurrently_running", id: "c-max", payload: ["array_id": arrayID]), key: key),
+            ], logger: logger)
+            #expect(outcome.commands.map(\.status) == ["ok", "ok", "ok", "ok"])
+            #expect(outcome.transitions["task_instance:I->O"] == 5)
+            #expect(try await db.taskCounts(arrayID: arrayID) == ["O": 5])
+            let instances = try await db.taskInstances(arrayID: arrayID)
+            #expect(instances.allSatisfy { $0.status == "O" })
+
+            var distributorIDs: [String: String] = [:]
+            for instance in instances { distributorIDs[String(instance.id)] = "900_\(instance.stepID)" }
+            try await db.setTaskInstanceStatus(Array(instances.prefix(2).map(\.id)), to: .killSelf)
+            outcome = try await processor.process([
+                message(CommandMessage.json("log_array_distributor_id", id: "c-dist", payload: [
+                    "array_id": arrayID, "distributor_ids": distributorIDs, "stdout": "/o/{distributor_id}"]), key: key),
+                message(CommandMessage.json("transition_to_killed", id: "c-kill", payload: ["array_id": arrayID, "batch_number": 1]), key: key),
+            ], logger: logger)
+            #expect(outcome.commands.map(\.status) == ["ok", "ok"])
+            #expect(try await db.taskInstances(arrayID: arrayID).map(\.status) == ["F", "F", "O", "O", "O"])
+            #expect(try await db.taskInstances(arrayID: arrayID).allSatisfy { $0.stdout == "/o/\($0.distributorID!)" })
+
+            let messages = try await outbox(db)
+            let results = try messages.filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            #expect(results.map { $0["command_id"] as! String } == ["c-add", "c-rec", "c-inst", "c-launch", "c-max", "c-dist", "c-kill"])
+            #expect(results.allSatisfy { $0["status"] as? String == "ok" })
+            let launch = results[3]["result"] as! [String: Any]
+            #expect(launch["task_instances"] as? Int == 5 && launch["tasks"] as? Int == 5)
+            let kill = results[6]["result"] as! [String: Any]
+            #expect(kill["task_instances"] as? Int == 2)
+            #expect(messages.filter { $0.topic == "arrayfsm.results" }.allSatisfy { $0.headers == ["traceparent", "00-abc-def-01"] })
+
+            let transitions = try messages.filter { $0.topic == "arrayfsm.transitions" }.map { try json($0.value) }
+            var moved: [String: Int] = [:]
+            for event in transitions {
+                let from = event["from"] as? String ?? "new"
+                moved["\(event["entity"]!):\(from)->\(event["to"]!)", default: 0] += event["count"] as! Int
+                #expect((event["ids"] as! [Any]).count == event["count"] as! Int)
+            }
+            #expect(moved == [
+                "task:G->Q": 5, "task_instance:new->Q": 5, "task:Q->I": 5, "task_instance:Q->I": 5,
+                "task:I->O": 5, "task_instance:I->O": 5, "task:O->F": 2, "task_instance:K->F": 2,
+            ])
+            #expect(Set(transitions.map { $0["event_id"] as! String }).count == transitions.count)
+        }
+    }
+
+    @Test func aRepeatedCommandIDIsAppliedOnceAndAnsweredIdentically() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            let fixture = try await ArrayFixture.make(db, tasks: 3)
+            let command = CommandMessage.json("record_array_batch_num", id: "same-id", payload: [
+                "array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 1])
+            let key = CommandMessage.key(arrayID: fixture.arrayID)
+            let first = try await processor.process([message(command, key: key)], logger: logger)
+            // Re-delivered alone, then twice more in one batch with a different payload under the same id.
+            let changed = CommandMessage.json("record_array_batch_num", id: "same-id", payload: [
+                "array_id": fixture.arrayID, "task_ids": [fixture.taskIDs[0]], "task_resources_id": 9, "workflow_run_id": 9])
+            let second = try await processor.process([message(command, key: key)], logger: logger)
+            let third = try await processor.process([message(changed, key: key), message(command, key: key)], logger: logger)
+            #expect(first.commands.map(\.status) == ["ok"])
+            #expect(second.commands.map(\.status) == ["duplicate"])
+            #expect(third.commands.map(\.status) == ["duplicate", "duplicate"])
+            #expect(try await db.taskInstances(arrayID: fixture.arrayID).count == 3)
+            #expect(try await db.tasks(arrayID: fixture.arrayID).allSatisfy { $0.numAttempts == 1 })
+            let results = try await outbox(db).filter { $0.topic == "arrayfsm.results" }
+            #expect(results.count == 4)
+            #expect(Set(results.map(\.value)).count == 1, "every answer is byte-identical")
+            #expect(try await outbox(db).filter { $0.topic == "arrayfsm.transitions" }.count == 2, "transitions only once")
+        }
+    }
+
+    @Test func badInputIsAnsweredOrDeadLetteredAndTheRestIsApplied() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db, maxMessageBytes: 4096)
+            let fixture = try await ArrayFixture.make(db, tasks: 2)
+            let key = CommandMessage.key(arrayID: fixture.arrayID)
+            let good = CommandMessage.json("record_array_batch_num", id: "good", payload: [
+                "array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 1])
+            let batch: [IncomingCommand] = [
+                message([0xFF, 0xFE, 0x00], key: key, offset: 1),
+                message(Array("not json".utf8), key: key, offset: 2),
+                message(Array("[1,2,3]".utf8), key: key, offset: 3),
+                message(Array(#"{"type":"add_array","payload":{}}"#.utf8), key: key, offset: 4),
+                message(Array(repeating: 0x20, count: 5000), key: key, offset: 5),
+                message(nil, key: key, offset: 6),
+                message(CommandMessage.json("no_such_command", id: "r-type", payload: [:]), key: key, offset: 7),
+                message(CommandMessage.json("transition_array_to_launched", id: "r-field", payload: [
+                    "array_id": "seven", "batch_number": 1, "next_report_increment": 1]), key: key, offset: 8),
+                message(CommandMessage.json("transition_array_to_launched", id: "r-neg", payload: [
+                    "array_id": fixture.arrayID, "batch_number": 1, "next_report_increment": -5]), key: key, offset: 9),
+                message(CommandMessage.json("transition_to_killed", id: "r-batch", payload: [
+                    "array_id": fixture.arrayID, "batch_number": 99]), key: key, offset: 10),
+                message(CommandMessage.json("record_array_batch_num", id: "r-other", payload: [
+                    "array_id": fixture.arrayID, "task_ids": [987_654_321], "task_resources_id": 1, "workflow_run_id": 1]), key: key, offset: 11),
+                message(good, key: key, offset: 12),
+            ]
+            let outcome = try await processor.process(batch, logger: logger)
+            #expect(outcome.commands.map(\.status) == Array(repeating: "dead_letter", count: 6) + Array(repeating: "rejected", count: 5) + ["ok"])
+            #expect(!outcome.fellBackToSingles)
+            #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["Q": 2])
+
+            let messages = try await outbox(db)
+            let dead = messages.filter { $0.topic == "arrayfsm.dlq" }
+            #expect(dead.map { $0.headers[1] } == ["not_json", "not_json", "not_an_object", "bad_envelope", "too_large", "no_value"])
+            #expect(dead[0].value == [0xFF, 0xFE, 0x00], "the original bytes, unchanged")
+            #expect(dead.allSatisfy { $0.headers.count == 10 && $0.headers[4] == "arrayfsm-source-topic" && $0.key == key })
+            let rejected = try messages.filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }.filter { $0["status"] as? String == "rejected" }
+            let codes = rejected.map { ($0["command_id"] as! String, ($0["error"] as! [String: Any])["code"] as! String) }
+            #expect(codes.map(\.0) == ["r-type", "r-field", "r-neg", "r-batch", "r-other"])
+            #expect(codes.map(\.1) == ["invalid_argument", "invalid_argument", "invalid_argument", "batch_not_found", "tasks_not_in_array"])
+            let fieldMessage = (rejected[1]["error"] as! [String: Any])["message"] as! String
+            #expect(fieldMessage.contains("array_id"), "the message names the field: \(fieldMessage)")
+        }
+    }
+
+    @Test func largeResultsAreSplitIntoPartsThatCarryEveryID() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db, maxEventBytes: 4096 + 21 * 100)
+            let fixture = try await ArrayFixture.make(db, tasks: 250)
+            _ = try await processor.process([
+                message(CommandMessage.json("record_array_batch_num", id: "big", payload: [
+                    "array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 1]))
+            ], logger: logger)
+            let messages = try await outbox(db)
+            let parts = try messages.filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            #expect(parts.count == 5)
+            #expect(parts.map { $0["part"] as! Int } == [1, 2, 3, 4, 5])
+            #expect(parts.allSatisfy { $0["parts"] as? Int == 5 })
+            var tis: [Int64] = []
+            var queued: [Int64] = []
+            for part in parts {
+                let result = part["result"] as! [String: Any]
+                for batch in result["batches"] as! [[String: Any]] { tis += (batch["task_instance_ids"] as! [NSNumber]).map(\.int64Value) }
+                queued += ((result["tasks_by_status"] as! [String: Any])["Q"] as? [NSNumber] ?? []).map(\.int64Value)
+            }
+            #expect(queued == fixture.taskIDs)
+            #expect(Set(tis) == Set(try await db.taskInstances(arrayID: fixture.arrayID).map(\.id)))
+            let transitions = try messages.filter { $0.topic == "arrayfsm.transitions" }.map { try json($0.value) }
+            #expect(transitions.reduce(0) { $0 + ($1["count"] as! Int) } == 500)
+        }
+    }
+}
