@@ -23,6 +23,34 @@ enum Environment {
         }
     }
 
+    /// An integer flag or its environment twin.
+    static func int(_ flag: Int?, _ name: String) throws -> Int? {
+        if let flag { return flag }
+        guard let text = value(nil, name) else { return nil }
+        guard let number = Int(text) else { throw ValidationError("\(name) must be an integer, got '\(text)'") }
+        return number
+    }
+
+    static func int32(_ flag: Int32?, _ name: String) throws -> Int32? {
+        try int(flag.map(Int.init), name).map { Int32(clamping: $0) }
+    }
+
+    /// librdkafka properties from `--kafka name=value` flags and `ARRAYFSM_KAFKA_NAME` variables
+    /// (underscores become dots); flags win.
+    static func kafkaProperties(_ flags: [String]) throws -> [String: String] {
+        var properties: [String: String] = [:]
+        for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix("ARRAYFSM_KAFKA_") {
+            properties[name.dropFirst("ARRAYFSM_KAFKA_".count).lowercased().replacingOccurrences(of: "_", with: ".")] = value
+        }
+        for flag in flags {
+            guard let equals = flag.firstIndex(of: "="), equals != flag.startIndex else {
+                throw ValidationError("--kafka takes name=value, got '\(flag)'")
+            }
+            properties[String(flag[..<equals])] = String(flag[flag.index(after: equals)...])
+        }
+        return properties
+    }
+
     /// A stderr logger at `--log-level` / `ARRAYFSM_LOG_LEVEL` (default info).
     static func logger(_ label: String, level: String?) -> Logger {
         var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }

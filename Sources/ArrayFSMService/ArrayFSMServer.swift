@@ -1,0 +1,56 @@
+import ArrayFSM
+import Kafka
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// `arrayfsm serve` as one service: the command consumer and the outbox relay, with a graceful
+/// shutdown that stops fetching, finishes the batch in hand, commits its offsets, leaves the
+/// group, publishes what is left in the outbox, and flushes the producer.
+public final class ArrayFSMServer: Service, Sendable {
+    public let consumer: CommandConsumer
+    public let relay: OutboxRelay
+    let producer: KafkaProducer
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let ready = Atomic<Bool>(false)
+
+    public init(consumer: CommandConsumer, relay: OutboxRelay, producer: KafkaProducer, logger: Logger) {
+        self.consumer = consumer
+        self.relay = relay
+        self.producer = producer
+        self.logger = logger
+    }
+
+    /// Whether the server is consuming (for the readiness probe).
+    public var isReady: Bool { ready.load(ordering: .relaxed) && !stopping.load(ordering: .relaxed) }
+
+    /// Asks the server to stop as on SIGTERM.
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { [relay] in await relay.run() }
+                ready.store(true, ordering: .relaxed)
+                do {
+                    try await consumer.run(until: { [self] in self.stopping.load(ordering: .relaxed) })
+                } catch {
+                    group.cancelAll()
+                    throw error
+                }
+                logger.info("consumer closed; publishing what is left in the outbox")
+                let published = try await relay.drain()
+                group.cancelAll()
+                try? await producer.flush(timeout: .seconds(10))
+                await producer.close()
+                logger.info("stopped cleanly", metadata: ["published_at_shutdown": "\(published)"])
+            }
+        } onGracefulShutdown: { [self] in
+            self.logger.info("graceful shutdown: finishing the batch in hand")
+            self.stopping.store(true, ordering: .relaxed)
+        }
+    }
+}

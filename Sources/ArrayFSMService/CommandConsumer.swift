@@ -1,0 +1,105 @@
+import ArrayFSM
+import Foundation
+import Kafka
+import Logging
+
+/// The consumer loop: poll a batch of commands, apply it in one transaction, then (and only then)
+/// store the offsets, and wake the relay.
+///
+/// If the database is unreachable, the batch's partitions are rewound to its first offsets and
+/// the loop retries with backoff: nothing is skipped. A rebalance is handled by the poll itself:
+/// a `revoked` event ends the poll after which this loop finishes the batch it holds, stores its
+/// offsets, and the next poll commits them before the partitions go.
+public final class CommandConsumer: Sendable {
+    let consumer: KafkaConsumer
+    let processor: CommandBatchProcessor
+    let relay: OutboxRelay?
+    let topics: Topics
+    let maxBatch: Int
+    let maxWait: Duration
+    let logger: Logger
+    let observer: (any CommandObserver)?
+
+    public init(
+        consumer: KafkaConsumer, processor: CommandBatchProcessor, relay: OutboxRelay?, topics: Topics,
+        maxBatch: Int = 500, maxWait: Duration = .milliseconds(20), observer: (any CommandObserver)? = nil, logger: Logger
+    ) {
+        self.consumer = consumer
+        self.processor = processor
+        self.relay = relay
+        self.topics = topics
+        self.maxBatch = maxBatch
+        self.maxWait = maxWait
+        self.observer = observer
+        self.logger = logger
+    }
+
+    /// Runs until `shouldStop` returns true (checked between batches) or the task is cancelled,
+    /// then leaves the group cleanly (committing stored offsets).
+    public func run(until shouldStop: @escaping @Sendable () -> Bool = { false }) async throws {
+        try consumer.subscribe(topics: [topics.commands])
+        var backoff = Duration.milliseconds(100)
+        defer { logger.info("command consumer stopped") }
+        while !shouldStop() && !Task.isCancelled {
+            let polled = try await consumer.poll(maxMessages: maxBatch, timeout: maxWait)
+            for event in polled.rebalanceEvents {
+                logger.info("rebalance", metadata: ["event": "\(event)"])
+            }
+            guard !polled.messages.isEmpty else { continue }
+            let incoming = polled.messages.map(IncomingCommand.init)
+            let started = ContinuousClock.now
+            do {
+                let outcome = try await processor.process(incoming, logger: logger)
+                backoff = .milliseconds(100)
+                storeOffsets(polled.messages)
+                relay?.notify()
+                observer?.batchApplied(outcome, messages: incoming, duration: ContinuousClock.now - started)
+            } catch {
+                observer?.batchFailed(error)
+                logger.error("batch not applied; rewinding and retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
+                try await rewind(polled.messages)
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(10))
+            }
+        }
+        await consumer.close()
+    }
+
+    /// Marks the batch processed. A partition revoked meanwhile fails with a state error: its
+    /// messages are redelivered to the new owner, which answers them from the processed-commands table.
+    func storeOffsets(_ messages: [KafkaMessage]) {
+        do {
+            try consumer.storeOffsets(for: messages)
+        } catch {
+            logger.info("offsets not stored (partition revoked?); the new owner re-reads them", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Moves each partition of the batch back to the batch's first offset there.
+    func rewind(_ messages: [KafkaMessage]) async throws {
+        var first: [KafkaTopicPartition: Int64] = [:]
+        for message in messages {
+            first[message.topicPartition] = min(first[message.topicPartition] ?? .max, message.offset)
+        }
+        do {
+            try await consumer.seek(first)
+        } catch {
+            logger.warning("rewind failed (partition revoked?)", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Receives what the consumer did, for metrics.
+public protocol CommandObserver: Sendable {
+    func batchApplied(_ outcome: CommandBatchProcessor.Outcome, messages: [IncomingCommand], duration: Duration)
+    func batchFailed(_ error: any Error)
+}
+
+extension IncomingCommand {
+    /// Copies what the processor needs out of librdkafka's buffer.
+    public init(_ message: KafkaMessage) {
+        self.init(
+            topic: message.topic, partition: message.partition, offset: message.offset, key: message.key, value: message.value,
+            headers: message.headers.map { (name: $0.name, value: $0.value) }, timestampMilliseconds: message.timestampMilliseconds)
+    }
+}

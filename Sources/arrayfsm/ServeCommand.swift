@@ -1,0 +1,105 @@
+import ArgumentParser
+import ArrayFSM
+import ArrayFSMService
+import Kafka
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// `arrayfsm serve`: consume commands, apply them, publish results and transitions, until SIGTERM/SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the consumer and the outbox relay until SIGTERM/SIGINT.",
+        discussion: """
+            Every option has an ARRAYFSM_* twin (--bootstrap-servers ↔ ARRAYFSM_BOOTSTRAP_SERVERS,
+            --max-batch ↔ ARRAYFSM_MAX_BATCH, …). Any librdkafka property passes through with
+            --kafka name=value (repeatable) or ARRAYFSM_KAFKA_<NAME> (dots as underscores), e.g.
+            --kafka security.protocol=SASL_SSL.
+            """
+    )
+
+    @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL)") var databaseURL: String?
+    @Option(help: "host:port,… (env ARRAYFSM_BOOTSTRAP_SERVERS)") var bootstrapServers: String?
+    @Option(help: "Consumer group (env ARRAYFSM_GROUP_ID; default arrayfsm)") var groupID: String?
+    @Option(help: "Port of /metrics, /health and /ready; 0 disables (env ARRAYFSM_METRICS_PORT; default 9464)") var metricsPort: Int?
+    @Option(help: "Commands applied per transaction at most (env ARRAYFSM_MAX_BATCH; default 500)") var maxBatch: Int?
+    @Option(help: "Milliseconds to wait for a batch to fill (env ARRAYFSM_MAX_WAIT_MS; default 20)") var maxWaitMs: Int?
+    @Option(help: "Partitions for topics created at start (env ARRAYFSM_PARTITIONS; default 8)") var partitions: Int32?
+    @Option(help: "Commands topic (env ARRAYFSM_COMMANDS_TOPIC)") var commandsTopic: String?
+    @Option(help: "Results topic (env ARRAYFSM_RESULTS_TOPIC)") var resultsTopic: String?
+    @Option(help: "Transitions topic (env ARRAYFSM_TRANSITIONS_TOPIC)") var transitionsTopic: String?
+    @Option(help: "Dead-letter topic (env ARRAYFSM_DLQ_TOPIC)") var dlqTopic: String?
+    @Option(help: "Largest command accepted in bytes (env ARRAYFSM_MAX_MESSAGE_BYTES; default 1048576)") var maxMessageBytes: Int?
+    @Option(help: "Database connections (env ARRAYFSM_DATABASE_CONNECTIONS; default 4)") var databaseConnections: Int?
+    @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
+    @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
+
+    func run() async throws {
+        let logger = Environment.logger("arrayfsm.serve", level: logLevel)
+        let url = try Environment.databaseURL(databaseURL)
+        guard let bootstrap = Environment.value(bootstrapServers, "ARRAYFSM_BOOTSTRAP_SERVERS") else {
+            throw ValidationError("no broker: pass --bootstrap-servers host:port or set ARRAYFSM_BOOTSTRAP_SERVERS")
+        }
+        var topics = Topics()
+        topics.commands = Environment.value(commandsTopic, "ARRAYFSM_COMMANDS_TOPIC") ?? topics.commands
+        topics.results = Environment.value(resultsTopic, "ARRAYFSM_RESULTS_TOPIC") ?? topics.results
+        topics.transitions = Environment.value(transitionsTopic, "ARRAYFSM_TRANSITIONS_TOPIC") ?? topics.transitions
+        topics.deadLetters = Environment.value(dlqTopic, "ARRAYFSM_DLQ_TOPIC") ?? topics.deadLetters
+        let properties = try Environment.kafkaProperties(kafkaProperties)
+        let group = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
+
+        let producer = try KafkaProducer(
+            configuration: KafkaConfiguration(bootstrapServers: bootstrap, clientID: "arrayfsm-relay", properties: properties),
+            logger: logger)
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConfiguration(
+                bootstrapServers: bootstrap, clientID: "arrayfsm-serve", groupID: group,
+                properties: ["isolation.level": "read_committed", "statistics.interval.ms": "5000"].merging(properties) { $1 }),
+            logger: logger)
+        await createTopics(topics, bootstrap: bootstrap, properties: properties, logger: logger)
+
+        let client = PostgresClient(
+            configuration: try url.configuration(maxConnections: try Environment.int(databaseConnections, "ARRAYFSM_DATABASE_CONNECTIONS") ?? 4),
+            backgroundLogger: logger)
+        let database = ArrayDatabase(client: client)
+        let processor = CommandBatchProcessor(
+            database: database, topics: topics,
+            maxMessageBytes: try Environment.int(maxMessageBytes, "ARRAYFSM_MAX_MESSAGE_BYTES") ?? (1 << 20))
+        let relay = OutboxRelay(database: database, producer: producer, logger: logger)
+        let commandConsumer = CommandConsumer(
+            consumer: consumer, processor: processor, relay: relay, topics: topics,
+            maxBatch: try Environment.int(maxBatch, "ARRAYFSM_MAX_BATCH") ?? 500,
+            maxWait: .milliseconds(try Environment.int(maxWaitMs, "ARRAYFSM_MAX_WAIT_MS") ?? 20),
+            logger: logger)
+        let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, logger: logger)
+
+        // Shutdown runs in reverse order: the server stops first, the database pool last.
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: client),
+                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        logger.info("serving", metadata: [
+            "database": "\(url)", "bootstrap": "\(bootstrap)", "group": "\(group)", "commands": "\(topics.commands)",
+        ])
+        try await services.run()
+    }
+
+    func createTopics(_ topics: Topics, bootstrap: String, properties: [String: String], logger: Logger) async {
+        let count = (try? Environment.int32(partitions, "ARRAYFSM_PARTITIONS")) ?? nil
+        do {
+            let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: bootstrap, properties: properties))
+            for topic in topics.all {
+                try await admin.createTopicIfMissing(topic, partitions: count ?? 8, timeout: .seconds(5))
+            }
+        } catch {
+            // The mock cluster has no CreateTopics; a production cluster may forbid it. Topics that
+            // already exist (or are auto-created) work either way.
+            logger.warning("could not create topics; assuming they exist", metadata: ["error": "\(error)"])
+        }
+    }
+}
