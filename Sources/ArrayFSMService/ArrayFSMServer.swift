@@ -12,10 +12,12 @@ public final class ArrayFSMServer: Service, Sendable {
     public let relay: OutboxRelay
     let producer: KafkaProducer
     let logger: Logger
+    let metrics: ServiceMetrics?
     private let stopping = Atomic<Bool>(false)
     private let ready = Atomic<Bool>(false)
 
-    public init(consumer: CommandConsumer, relay: OutboxRelay, producer: KafkaProducer, logger: Logger) {
+    public init(consumer: CommandConsumer, relay: OutboxRelay, producer: KafkaProducer, metrics: ServiceMetrics? = nil, logger: Logger) {
+        self.metrics = metrics
         self.consumer = consumer
         self.relay = relay
         self.producer = producer
@@ -34,6 +36,9 @@ public final class ArrayFSMServer: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { [relay] in await relay.run() }
+                if let metrics {
+                    group.addTask { [self] in await sampleGauges(metrics) }
+                }
                 ready.store(true, ordering: .relaxed)
                 do {
                     try await consumer.run(until: { [self] in self.stopping.load(ordering: .relaxed) })
@@ -51,6 +56,20 @@ public final class ArrayFSMServer: Service, Sendable {
         } onGracefulShutdown: { [self] in
             self.logger.info("graceful shutdown: finishing the batch in hand")
             self.stopping.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// Every 5 seconds: consumer lag, outbox depth, and events published since the last sample.
+    func sampleGauges(_ metrics: ServiceMetrics) async {
+        var lastPublished = 0
+        while !Task.isCancelled {
+            let depth = try? await relay.database.client.withConnection { connection in
+                try await Outbox.depth(on: connection, logger: logger)
+            }
+            let published = relay.published.load(ordering: .relaxed)
+            metrics.sample(consumerLag: consumer.lag, outboxDepth: depth, publishedSinceLast: published - lastPublished)
+            lastPublished = published
+            try? await Task.sleep(for: .seconds(5))
         }
     }
 }

@@ -34,6 +34,9 @@ public final class CommandConsumer: Sendable {
         self.logger = logger
     }
 
+    /// Messages behind on the assigned partitions, from the latest statistics report.
+    public var lag: Int64? { consumer.latestStatistics?.totalConsumerLag }
+
     /// Runs until `shouldStop` returns true (checked between batches) or the task is cancelled,
     /// then leaves the group cleanly (committing stored offsets).
     public func run(until shouldStop: @escaping @Sendable () -> Bool = { false }) async throws {

@@ -3,7 +3,9 @@ import ArrayFSM
 import ArrayFSMService
 import Kafka
 import Logging
+import Metrics
 import PostgresNIO
+import Prometheus
 import ServiceLifecycle
 
 /// `arrayfsm serve`: consume commands, apply them, publish results and transitions, until SIGTERM/SIGINT.
@@ -47,14 +49,14 @@ struct ServeCommand: AsyncParsableCommand {
         topics.transitions = Environment.value(transitionsTopic, "ARRAYFSM_TRANSITIONS_TOPIC") ?? topics.transitions
         topics.deadLetters = Environment.value(dlqTopic, "ARRAYFSM_DLQ_TOPIC") ?? topics.deadLetters
         let properties = try Environment.kafkaProperties(kafkaProperties)
-        let group = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
+        let groupName = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
 
         let producer = try KafkaProducer(
             configuration: KafkaConfiguration(bootstrapServers: bootstrap, clientID: "arrayfsm-relay", properties: properties),
             logger: logger)
         let consumer = try KafkaConsumer(
             configuration: KafkaConfiguration(
-                bootstrapServers: bootstrap, clientID: "arrayfsm-serve", groupID: group,
+                bootstrapServers: bootstrap, clientID: "arrayfsm-serve", groupID: groupName,
                 properties: ["isolation.level": "read_committed", "statistics.interval.ms": "5000"].merging(properties) { $1 }),
             logger: logger)
         await createTopics(topics, bootstrap: bootstrap, properties: properties, logger: logger)
@@ -67,26 +69,42 @@ struct ServeCommand: AsyncParsableCommand {
             database: database, topics: topics,
             maxMessageBytes: try Environment.int(maxMessageBytes, "ARRAYFSM_MAX_MESSAGE_BYTES") ?? (1 << 20))
         let relay = OutboxRelay(database: database, producer: producer, logger: logger)
+
+        var factory = PrometheusMetricsFactory()
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(20),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+        ]
+        factory.defaultValueHistogramBuckets = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
+        MetricsSystem.bootstrap(factory)
+        let registry = factory.registry
+        let metrics = ServiceMetrics()
+
         let commandConsumer = CommandConsumer(
             consumer: consumer, processor: processor, relay: relay, topics: topics,
             maxBatch: try Environment.int(maxBatch, "ARRAYFSM_MAX_BATCH") ?? 500,
             maxWait: .milliseconds(try Environment.int(maxWaitMs, "ARRAYFSM_MAX_WAIT_MS") ?? 20),
-            logger: logger)
-        let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, logger: logger)
+            observer: metrics, logger: logger)
+        let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, metrics: metrics, logger: logger)
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
+        let port = try Environment.int(metricsPort, "ARRAYFSM_METRICS_PORT") ?? 9464
+        if port > 0 {
+            services.append(.init(service: HTTPEndpoint(
+                port: port, metrics: { registry.emitToBuffer() }, isReady: { server.isReady }, logger: logger)))
+        }
+        services.append(.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup))
 
         // Shutdown runs in reverse order: the server stops first, the database pool last.
-        let services = ServiceGroup(
+        let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: client),
-                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         logger.info("serving", metadata: [
-            "database": "\(url)", "bootstrap": "\(bootstrap)", "group": "\(group)", "commands": "\(topics.commands)",
+            "database": "\(url)", "bootstrap": "\(bootstrap)", "group": "\(groupName)", "commands": "\(topics.commands)",
         ])
-        try await services.run()
+        try await group.run()
     }
 
     func createTopics(_ topics: Topics, bootstrap: String, properties: [String: String], logger: Logger) async {
