@@ -55,6 +55,8 @@ let package = Package(
             name: "ArrayFSMTesting",
             dependencies: [
                 "ArrayFSM",
+                "ArrayFSMService",
+                "Kafka",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,0 +1,139 @@
+import ArrayFSM
+import ArrayFSMService
+import Foundation
+import Kafka
+import Logging
+import Synchronization
+
+/// A running `serve` for tests: an in-process mock Kafka cluster with the arrayfsm topics (or
+/// `KAFKA_BOOTSTRAP_SERVERS`), the server on a test database, a producer for commands, and a
+/// reader for the events.
+public final class ServiceHarness: Sendable {
+    public let database: ArrayDatabase
+    public let bootstrapServers: String
+    public let topics: Topics
+    public let producer: KafkaProducer
+    public let groupID: String
+    let cluster: MockKafkaCluster
+    let servers = Mutex<[(ArrayFSMServer, Task<Void, any Error>)]>([])
+    let logger: Logger
+
+    /// Starts a cluster with `partitions` partitions per topic; no server yet (``startServer()``).
+    public init(database: ArrayDatabase, partitions: Int32 = 4, logger: Logger = TestPostgres.logger) throws {
+        var topics = Topics()
+        topics.commands = "commands-\(UUID().uuidString.prefix(8))"
+        self.topics = topics
+        self.cluster = try MockKafkaCluster(brokers: 1, topics: Dictionary(uniqueKeysWithValues: topics.all.map { ($0, partitions) }))
+        self.bootstrapServers = cluster.bootstrapServers
+        self.database = database
+        self.groupID = "arrayfsm-test-\(UUID().uuidString.prefix(8))"
+        self.producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, clientID: "test-producer"))
+        self.logger = logger
+    }
+
+    /// Consumer settings that make group changes take seconds, not minutes, on the mock cluster.
+    public static let fastGroupProperties = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "max.poll.interval.ms": "10000"]
+
+    /// Starts one more `serve` member of the group; returns it.
+    @discardableResult
+    public func startServer(maxBatch: Int = 500) throws -> ArrayFSMServer {
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConfiguration(
+                bootstrapServers: bootstrapServers, clientID: "arrayfsm-serve", groupID: groupID, properties: Self.fastGroupProperties),
+            logger: logger)
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "arrayfsm-relay"), logger: logger)
+        let processor = CommandBatchProcessor(database: database, topics: topics)
+        let relay = OutboxRelay(database: database, producer: producer, idleInterval: .milliseconds(50), logger: logger)
+        let commandConsumer = CommandConsumer(consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, logger: logger)
+        let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, logger: logger)
+        let task = Task { try await server.run() }
+        servers.withLock { $0.append((server, task)) }
+        return server
+    }
+
+    /// Stops a server as SIGTERM would and waits for it to finish.
+    public func stop(_ server: ArrayFSMServer) async throws {
+        let task = servers.withLock { list -> Task<Void, any Error>? in
+            guard let index = list.firstIndex(where: { $0.0 === server }) else { return nil }
+            return list.remove(at: index).1
+        }
+        server.stop()
+        try await task?.value
+    }
+
+    /// Stops every server (the cluster keeps running).
+    public func stopServers() async throws {
+        for (server, _) in servers.withLock({ $0 }) { try await stop(server) }
+    }
+
+    /// Stops every server, the producer and the cluster.
+    public func shutdown() async throws {
+        try await stopServers()
+        await producer.close()
+        cluster.stop()
+    }
+
+    /// Produces command messages (key, value) in order and waits for their delivery.
+    public func produce(_ messages: [(key: [UInt8]?, value: [UInt8]?)]) async throws {
+        let report = try await producer.send(messages.map { KafkaOutgoingMessage(topic: topics.commands, key: $0.key, value: $0.value) })
+        if let failure = report.failures.first { throw failure }
+    }
+
+    /// Reads `topic` from the beginning until `done` holds or `timeout` passes; returns the values as JSON objects
+    /// (dead letters: their raw bytes under "raw" and headers under "headers").
+    public func read(
+        _ topic: String, timeout: Duration = .seconds(60), until done: ([KafkaRecord]) -> Bool
+    ) async throws -> [KafkaRecord] {
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConfiguration(
+                bootstrapServers: bootstrapServers, clientID: "test-reader", groupID: "reader-\(UUID().uuidString.prefix(8))",
+                properties: Self.fastGroupProperties.merging(["enable.auto.commit": "false"]) { $1 }),
+            logger: logger)
+        try consumer.subscribe(topics: [topic])
+        var records: [KafkaRecord] = []
+        let deadline = ContinuousClock.now + timeout
+        while !done(records) && ContinuousClock.now < deadline {
+            let polled = try await consumer.poll(maxMessages: 5000, timeout: .milliseconds(200))
+            records += polled.messages.map(KafkaRecord.init)
+        }
+        await consumer.close()
+        return records
+    }
+
+    /// Offsets the server's group committed on the commands topic.
+    public func committedOffsets(partitions: Int32 = 4) async throws -> [Int32: Int64] {
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "offset-reader", groupID: groupID), logger: logger)
+        let offsets = try await consumer.committedOffsets(
+            for: (0..<partitions).map { KafkaTopicPartition(topic: topics.commands, partition: $0) })
+        await consumer.close()
+        return Dictionary(uniqueKeysWithValues: offsets.map { ($0.key.partition, $0.value) })
+    }
+}
+
+/// A consumed message, copied.
+public struct KafkaRecord: Sendable {
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [KafkaHeader]
+
+    init(_ message: KafkaMessage) {
+        partition = message.partition
+        offset = message.offset
+        key = message.key
+        value = message.value
+        headers = message.headers
+    }
+
+    /// The value parsed as a JSON object.
+    public var json: [String: Any] {
+        (value.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }) ?? [:]
+    }
+
+    /// A header's value as text.
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
+    }
+}
