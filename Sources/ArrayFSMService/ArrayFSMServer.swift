@@ -46,9 +46,12 @@ public final class ArrayFSMServer: Service, Sendable {
                     group.cancelAll()
                     throw error
                 }
+                // Stop the relay loop first: a round in flight holds the relay lock, and drain()
+                // must not mistake that for an empty outbox.
+                group.cancelAll()
+                try await group.waitForAll()
                 logger.info("consumer closed; publishing what is left in the outbox")
                 let published = try await relay.drain()
-                group.cancelAll()
                 try? await producer.flush(timeout: .seconds(10))
                 await producer.close()
                 logger.info("stopped cleanly", metadata: ["published_at_shutdown": "\(published)"])

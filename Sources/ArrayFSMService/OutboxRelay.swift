@@ -60,7 +60,7 @@ public final class OutboxRelay: Sendable {
             for await _ in stream {
                 if Task.isCancelled { break }
                 do {
-                    while try await publishRound() == batchSize {}
+                    while try await publishRound() == batchSize {}  // more may be waiting
                     backoff = .milliseconds(100)
                 } catch {
                     logger.warning("outbox relay round failed; retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
@@ -73,18 +73,20 @@ public final class OutboxRelay: Sendable {
     }
 
     /// Publishes everything in the outbox now; returns how many messages were published.
+    ///
+    /// If another instance's relay holds the lock, that relay publishes the rest.
     @discardableResult
     public func drain() async throws -> Int {
         var total = 0
         while true {
-            let count = try await publishRound()
+            guard let count = try await publishRound(), count > 0 else { return total }
             total += count
-            if count == 0 { return total }
         }
     }
 
-    /// One round: lock, read, produce, await delivery, delete, commit. Returns rows published.
-    func publishRound() async throws -> Int {
+    /// One round: lock, read, produce, await delivery, delete, commit. Returns rows published,
+    /// or nil when another relay holds the lock.
+    func publishRound() async throws -> Int? {
         try await database.transaction(logger: logger) { connection in
             var locked = false
             for try await got in try await connection.query("SELECT pg_try_advisory_xact_lock(\(Self.lockKey))", logger: logger)
@@ -92,7 +94,7 @@ public final class OutboxRelay: Sendable {
             {
                 locked = got
             }
-            guard locked else { return 0 }
+            guard locked else { return nil }
             let rows = try await Outbox.oldest(batchSize, on: connection, logger: logger)
             guard !rows.isEmpty else { return 0 }
             let messages = rows.map { row in

@@ -25,12 +25,21 @@ public enum TestPostgres {
         maxConnections: Int = 8,
         _ body: (ArrayDatabase) async throws -> Result
     ) async throws -> Result {
+        try await withDatabase(maxConnections: maxConnections) { database, _ in try await body(database) }
+    }
+
+    /// Runs `body` with a freshly migrated database of its own and its URL (for child processes).
+    public static func withDatabase<Result: Sendable>(
+        maxConnections: Int = 8,
+        _ body: (ArrayDatabase, DatabaseURL) async throws -> Result
+    ) async throws -> Result {
         let (url, template) = try await server()
         let name = "t_\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))"
         try await SharedServer.shared.createDatabase(name, template: template)
         do {
-            let result = try await url.withDatabase(name).withClient(maxConnections: maxConnections, logger: logger) { client in
-                try await body(ArrayDatabase(client: client))
+            let databaseURL = url.withDatabase(name)
+            let result = try await databaseURL.withClient(maxConnections: maxConnections, logger: logger) { client in
+                try await body(ArrayDatabase(client: client), databaseURL)
             }
             try? await SharedServer.shared.dropDatabase(name)
             return result
