@@ -32,7 +32,12 @@ public final class ServiceHarness: Sendable {
     }
 
     /// Consumer settings that make group changes take seconds, not minutes, on the mock cluster.
-    public static let fastGroupProperties = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "max.poll.interval.ms": "10000"]
+    public static let fastGroupProperties = [
+        "session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "max.poll.interval.ms": "10000",
+        // The mock cluster answers a fetch only when fetch.wait.max.ms (default 500 ms) runs out, even
+        // when data arrives earlier; real brokers answer at once. Without this every hop costs up to 0.5 s.
+        "fetch.wait.max.ms": "5",
+    ]
 
     /// Starts one more `serve` member of the group; returns it.
     @discardableResult
@@ -73,10 +78,20 @@ public final class ServiceHarness: Sendable {
         cluster.stop()
     }
 
-    /// Produces command messages (key, value) in order and waits for their delivery.
-    public func produce(_ messages: [(key: [UInt8]?, value: [UInt8]?)]) async throws {
-        let report = try await producer.send(messages.map { KafkaOutgoingMessage(topic: topics.commands, key: $0.key, value: $0.value) })
-        if let failure = report.failures.first { throw failure }
+    /// Produces command messages (key, value) in order; waits for their delivery unless told not to.
+    public func produce(_ messages: [(key: [UInt8]?, value: [UInt8]?)], waitForDelivery: Bool = true) async throws {
+        let outgoing = messages.map { KafkaOutgoingMessage(topic: topics.commands, key: $0.key, value: $0.value) }
+        if waitForDelivery {
+            let report = try await producer.send(outgoing)
+            if let failure = report.failures.first { throw failure }
+        } else {
+            try await producer.enqueue(outgoing) { _ in }
+        }
+    }
+
+    /// A reader of the results topic from its current end, for measuring while commands flow.
+    public func resultReader() throws -> ResultReader {
+        try ResultReader(bootstrapServers: bootstrapServers, topic: topics.results, logger: logger)
     }
 
     /// Reads `topic` from the beginning until `done` holds or `timeout` passes; returns the values as JSON objects
@@ -136,4 +151,33 @@ public struct KafkaRecord: Sendable {
     public func header(_ name: String) -> String? {
         headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
     }
+}
+
+/// Reads a topic's new messages in a group of its own.
+public final class ResultReader: Sendable {
+    let consumer: KafkaConsumer
+
+    init(bootstrapServers: String, topic: String, logger: Logger) throws {
+        consumer = try KafkaConsumer(
+            configuration: KafkaConfiguration(
+                bootstrapServers: bootstrapServers, clientID: "bench-reader", groupID: "bench-\(UUID().uuidString.prefix(8))",
+                properties: ServiceHarness.fastGroupProperties.merging(["enable.auto.commit": "false", "auto.offset.reset": "earliest"]) { $1 }),
+            logger: logger)
+        try consumer.subscribe(topics: [topic])
+    }
+
+    /// Polls until the group gave this reader its partitions (joining takes seconds on the mock cluster).
+    public func waitForAssignment(timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try consumer.assignment().isEmpty && ContinuousClock.now < deadline {
+            _ = try await consumer.poll(maxMessages: 1, timeout: .milliseconds(100))
+        }
+    }
+
+    /// The next messages (waits up to 100 ms).
+    public func poll() async throws -> [KafkaRecord] {
+        try await consumer.poll(maxMessages: 10_000, timeout: .milliseconds(100)).messages.map(KafkaRecord.init)
+    }
+
+    public func close() async { await consumer.close() }
 }

@@ -1,0 +1,244 @@
+import ArrayFSM
+import ArrayFSMService
+import Foundation
+import Kafka
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The service benchmark: commands through Kafka and `serve` against the same database work done
+/// as hand-written SQL, in one run, on one database and one broker.
+///
+/// (a) lifecycle: arrays of TIs through record → instantiate → launch → distributor ids, one phase
+///     at a time, each phase timed from the first command produced to the last result read;
+/// (b) small commands: launches of 10-TI batches and max-concurrency reads as fast as possible,
+///     then launches paced at a fixed rate for latency;
+/// (c) the limit: phase (a)'s statements run directly, one transaction per batch, no Kafka.
+public struct ServeBenchmark: Sendable {
+    public var arrays: Int
+    public var tasksPerArray: Int
+    public var smallCommands: Int
+    public var pacedRate: Int
+    public var pacedSeconds: Int
+
+    public init(arrays: Int = 100, tasksPerArray: Int = 1000, smallCommands: Int = 50_000, pacedRate: Int = 1000, pacedSeconds: Int = 10) {
+        self.arrays = arrays
+        self.tasksPerArray = tasksPerArray
+        self.smallCommands = smallCommands
+        self.pacedRate = pacedRate
+        self.pacedSeconds = pacedSeconds
+    }
+
+    /// One timed phase.
+    public struct Phase: Sendable {
+        public var name: String
+        public var commands: Int
+        public var rows: Int
+        public var seconds: Double
+        public var latencies: [Double]  // milliseconds, sorted
+        public var rowsPerSecond: Double { Double(rows) / seconds }
+        public var commandsPerSecond: Double { Double(commands) / seconds }
+        public func percentile(_ p: Double) -> Double {
+            latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+        }
+    }
+
+    public struct Report: Sendable {
+        public var lifecycle: [Phase]
+        public var direct: [Phase]
+        public var small: [Phase]
+    }
+
+    /// Runs everything against `harness` (its servers already started).
+    public func run(_ harness: ServiceHarness, logger: Logger, progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
+        let db = harness.database
+        let reader = try harness.resultReader()
+        try await reader.waitForAssignment()
+        defer { Task { await reader.close() } }
+        progress("seeding \(arrays) arrays × \(tasksPerArray) tasks twice (Kafka and direct SQL)")
+        let viaKafka = try await seed(db, count: arrays, tasks: tasksPerArray, logger: logger)
+        let viaSQL = try await seed(db, count: arrays, tasks: tasksPerArray, logger: logger)
+
+        var lifecycle: [Phase] = []
+        progress("(a) record_array_batch_num via Kafka")
+        lifecycle.append(try await phase(harness, reader, "record_array_batch_num", rows: arrays * tasksPerArray, commands: viaKafka.map { array in
+            (array.arrayID, "record_array_batch_num", ["array_id": array.arrayID, "task_ids": array.taskIDs, "task_resources_id": 1, "workflow_run_id": 1] as [String: Any])
+        }))
+        progress("(a) instantiate_array_batch via Kafka")
+        lifecycle.append(try await phase(harness, reader, "instantiate_array_batch", rows: arrays * tasksPerArray, commands: viaKafka.map {
+            ($0.arrayID, "instantiate_array_batch", ["array_id": $0.arrayID, "batch_number": 1] as [String: Any])
+        }))
+        progress("(a) transition_array_to_launched via Kafka")
+        lifecycle.append(try await phase(harness, reader, "transition_array_to_launched", rows: arrays * tasksPerArray, commands: viaKafka.map {
+            ($0.arrayID, "transition_array_to_launched", ["array_id": $0.arrayID, "batch_number": 1, "next_report_increment": 279] as [String: Any])
+        }))
+        progress("(a) log_array_distributor_id via Kafka")
+        var distributorCommands: [(Int64, String, [String: Any])] = []
+        for array in viaKafka {
+            var map: [String: String] = [:]
+            for instance in try await db.taskInstances(arrayID: array.arrayID, logger: logger) { map[String(instance.id)] = "4242_\(instance.stepID)" }
+            distributorCommands.append((array.arrayID, "log_array_distributor_id", ["array_id": array.arrayID, "distributor_ids": map]))
+        }
+        lifecycle.append(try await phase(harness, reader, "log_array_distributor_id", rows: arrays * tasksPerArray, commands: distributorCommands))
+
+        progress("(c) the same work as direct SQL")
+        let direct = try await directPhases(db, viaSQL, logger: logger)
+
+        progress("(b) \(smallCommands) launches of 10-TI batches")
+        let smallArrays = try await seedInstantiated(db, arrays: max(1, smallCommands / 100), batchesPerArray: 100, batchSize: 10, logger: logger)
+        var launches: [(Int64, String, [String: Any])] = []
+        for batch in 1...100 {
+            for array in smallArrays where launches.count < smallCommands {
+                launches.append((array, "transition_array_to_launched", ["array_id": array, "batch_number": batch, "next_report_increment": 279]))
+            }
+        }
+        var small = [try await phase(harness, reader, "launch, 10 TIs each", rows: launches.count * 10, commands: launches)]
+        progress("(b) \(smallCommands) get_array_max_concurrently_running")
+        small.append(try await phase(harness, reader, "get_array_max_concurrently_running", rows: 0, commands: (0..<smallCommands).map {
+            let array = smallArrays[$0 % smallArrays.count]
+            return (array, "get_array_max_concurrently_running", ["array_id": array])
+        }))
+        progress("(b) launches paced at \(pacedRate)/s for \(pacedSeconds) s")
+        let pacedArrays = try await seedInstantiated(db, arrays: max(1, pacedRate * pacedSeconds / 100), batchesPerArray: 100, batchSize: 10, logger: logger)
+        var paced: [(Int64, String, [String: Any])] = []
+        for batch in 1...100 {
+            for array in pacedArrays where paced.count < pacedRate * pacedSeconds {
+                paced.append((array, "transition_array_to_launched", ["array_id": array, "batch_number": batch, "next_report_increment": 279]))
+            }
+        }
+        small.append(try await phase(harness, reader, "launch at \(pacedRate)/s", rows: paced.count * 10, commands: paced, rate: pacedRate))
+        return Report(lifecycle: lifecycle, direct: direct, small: small)
+    }
+
+    /// Produces the commands (all at once, or `rate` per second) and reads results until every one
+    /// is answered; latency is from the send to the result's arrival.
+    func phase(
+        _ harness: ServiceHarness, _ reader: ResultReader, _ name: String, rows: Int, commands: [(Int64, String, [String: Any])], rate: Int? = nil
+    ) async throws -> Phase {
+        let tag = UUID().uuidString.prefix(8)
+        let encoded = commands.enumerated().map { index, command in
+            (key: CommandMessage.key(arrayID: command.0), value: CommandMessage.json(command.1, id: "\(tag)-\(index)", payload: command.2))
+        }
+        let sentAt = Mutex<[Double]>(Array(repeating: 0, count: encoded.count))
+        let start = ContinuousClock.now
+        let clock = ContinuousClock.now
+        let readTask = Task { () throws -> [Double] in
+            var latencies: [Double] = []
+            var seen = Set<Int>()
+            let deadline = ContinuousClock.now + .seconds(600)
+            while seen.count < encoded.count && ContinuousClock.now < deadline {
+                for record in try await reader.poll() {
+                    guard let id = Self.commandIndex(record, tag: tag), !seen.contains(id) else { continue }
+                    seen.insert(id)
+                    let now = (ContinuousClock.now - clock).seconds
+                    latencies.append((now - sentAt.withLock { $0[id] }) * 1000)
+                }
+            }
+            return latencies
+        }
+        if let rate {
+            let perTick = max(1, rate / 100)
+            var index = 0
+            while index < encoded.count {
+                let tickStart = ContinuousClock.now
+                let slice = Array(encoded[index..<min(index + perTick, encoded.count)])
+                let now = (ContinuousClock.now - clock).seconds
+                sentAt.withLock { for offset in 0..<slice.count { $0[index + offset] = now } }
+                try await harness.produce(slice.map { ($0.key, $0.value) }, waitForDelivery: false)
+                index += slice.count
+                let elapsed = ContinuousClock.now - tickStart
+                if elapsed < .milliseconds(10) { try await Task.sleep(for: .milliseconds(10) - elapsed) }
+            }
+        } else {
+            let now = (ContinuousClock.now - clock).seconds
+            sentAt.withLock { for index in 0..<encoded.count { $0[index] = now } }
+            try await harness.produce(encoded.map { ($0.key, $0.value) }, waitForDelivery: false)
+        }
+        let latencies = try await readTask.value.sorted()
+        let seconds = (ContinuousClock.now - start).seconds
+        guard latencies.count == encoded.count else {
+            throw ChildProcess.Failure(description: "\(name): \(latencies.count) of \(encoded.count) results arrived")
+        }
+        return Phase(name: name, commands: encoded.count, rows: rows, seconds: seconds, latencies: latencies)
+    }
+
+    static func commandIndex(_ record: KafkaRecord, tag: Substring) -> Int? {
+        guard let id = record.json["command_id"] as? String, id.hasPrefix(tag) else { return nil }
+        return Int(id.dropFirst(tag.count + 1))
+    }
+
+    /// (c): each lifecycle step for each array as hand-written statements, one transaction each.
+    func directPhases(_ db: ArrayDatabase, _ arrays: [ArrayFixture], logger: Logger) async throws -> [Phase] {
+        let steps: [(String, [String])] = [
+            ("record_array_batch_num", [
+                "UPDATE task SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1 WHERE array_id = $1 AND status IN ('G', 'A')",
+                "UPDATE \"array\" SET last_batch_num = last_batch_num + 1 WHERE id = $1",
+                """
+                INSERT INTO task_instance (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status)
+                SELECT 1, $1, id, 1, 1, (row_number() OVER (ORDER BY id) - 1)::int, 'Q' FROM task WHERE array_id = $1
+                """,
+            ]),
+            ("instantiate_array_batch", [
+                "UPDATE task SET status = 'I', status_date = now() WHERE array_id = $1 AND status = 'Q'",
+                "UPDATE task_instance SET status = 'I', status_date = now() WHERE array_id = $1 AND array_batch_num = 1 AND status = 'Q'",
+            ]),
+            ("transition_array_to_launched", [
+                "UPDATE task SET status = 'O', status_date = now() WHERE array_id = $1 AND status = 'I'",
+                """
+                UPDATE task_instance SET status = 'O', status_date = now(), submitted_date = now(),
+                    report_by_date = now() + interval '279 seconds'
+                WHERE array_id = $1 AND array_batch_num = 1 AND status = 'I'
+                """,
+            ]),
+            ("log_array_distributor_id", [
+                "UPDATE task_instance SET distributor_id = '4242_' || array_step_id WHERE array_id = $1",
+            ]),
+        ]
+        var phases: [Phase] = []
+        for (name, statements) in steps {
+            let start = ContinuousClock.now
+            for array in arrays {
+                try await db.transaction(logger: logger) { connection in
+                    for statement in statements {
+                        var binds = PostgresBindings()
+                        binds.append(array.arrayID)
+                        try await connection.query(PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
+                    }
+                }
+            }
+            phases.append(Phase(name: name, commands: arrays.count, rows: arrays.count * tasksPerArray,
+                                seconds: (ContinuousClock.now - start).seconds, latencies: []))
+        }
+        return phases
+    }
+
+    func seed(_ db: ArrayDatabase, count: Int, tasks: Int, logger: Logger) async throws -> [ArrayFixture] {
+        var arrays: [ArrayFixture] = []
+        for _ in 0..<count { arrays.append(try await ArrayFixture.make(db, tasks: tasks, logger: logger)) }
+        return arrays
+    }
+
+    /// Arrays whose tasks and instances are already in I, in `batchesPerArray` batches of `batchSize`
+    /// (written directly, set-based: this is set-up, not what is measured).
+    func seedInstantiated(_ db: ArrayDatabase, arrays: Int, batchesPerArray: Int, batchSize: Int, logger: Logger) async throws -> [Int64] {
+        var ids: [Int64] = []
+        for _ in 0..<arrays {
+            let fixture = try await ArrayFixture.make(db, tasks: batchesPerArray * batchSize, status: .instantiating, logger: logger)
+            try await db.client.query(
+                """
+                INSERT INTO task_instance (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status)
+                SELECT 1, \(fixture.arrayID), id, 1, (rank / \(Int32(batchSize)) + 1)::int, (rank % \(Int32(batchSize)))::int, 'I'
+                FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1)::int AS rank FROM task WHERE array_id = \(fixture.arrayID)) AS t
+                """, logger: logger)
+            try await db.client.query(
+                "UPDATE \"array\" SET last_batch_num = \(Int32(batchesPerArray)) WHERE id = \(fixture.arrayID)", logger: logger)
+            ids.append(fixture.arrayID)
+        }
+        try await db.client.query("VACUUM (ANALYZE) task, task_instance", logger: logger)
+        return ids
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

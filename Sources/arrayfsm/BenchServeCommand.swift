@@ -1,0 +1,85 @@
+import ArgumentParser
+import ArrayFSM
+import ArrayFSMService
+import ArrayFSMTesting
+import Foundation
+
+/// `arrayfsm bench-serve`: the service benchmark (commands through Kafka vs direct SQL).
+struct BenchServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-serve",
+        abstract: "Benchmark serve: a lifecycle via Kafka vs direct SQL, small-command throughput and latency.",
+        discussion: """
+            Runs serve in-process against an in-process mock Kafka cluster (librdkafka's, 16 partitions)
+            and a throwaway durable PostgreSQL (or --database-url), all on this machine.
+            """
+    )
+
+    @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL); default: a throwaway cluster") var databaseURL: String?
+    @Option(help: "Arrays in the lifecycle scenario.") var arrays = 100
+    @Option(help: "Tasks (TIs) per array.") var tasks = 1000
+    @Option(help: "Small commands per throughput run.") var small = 50_000
+    @Option(help: "Commands per second in the latency run.") var rate = 1000
+    @Option(help: "Seconds of the latency run.") var seconds = 10
+    @Option(help: "Commands per transaction at most.") var maxBatch = 500
+    @Option(help: "trace … error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
+
+    func run() async throws {
+        let logger = Environment.logger("arrayfsm.bench", level: logLevel ?? "warning")
+        var cluster: ThrowawayPostgres?
+        let url: DatabaseURL
+        if let given = Environment.value(databaseURL, "ARRAYFSM_DATABASE_URL") {
+            url = try DatabaseURL(given)
+        } else {
+            let started = try ThrowawayPostgres(settings: ["shared_buffers=512MB"])
+            cluster = started
+            url = started.url
+        }
+        defer { cluster?.stop() }
+        let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
+        let maxBatch = self.maxBatch
+        let report = try await url.withClient(maxConnections: 6, logger: logger) { client in
+            try await Migrator().migrate(client, logger: logger)
+            let harness = try ServiceHarness(database: ArrayDatabase(client: client), partitions: 16, logger: logger)
+            try harness.startServer(maxBatch: maxBatch)
+            let report = try await benchmark.run(harness, logger: logger) { line in
+                FileHandle.standardError.write(Data("… \(line)\n".utf8))
+            }
+            try await harness.shutdown()
+            return report
+        }
+        print(Self.format(report))
+    }
+
+    /// Jobmon's per-batch rates on these machines (TIs/s), from the reference.
+    static let jobmon: [String: Double] = [
+        "record_array_batch_num": 7_000, "instantiate_array_batch": 0, "transition_array_to_launched": 2_800,
+        "log_array_distributor_id": 3_500,
+    ]
+
+    static func format(_ report: ServeBenchmark.Report) -> String {
+        var lines = ["(a) lifecycle via Kafka vs (c) the same statements run directly (one transaction per array batch):"]
+        lines.append("  step                              via Kafka TIs/s   direct TIs/s   ratio   vs Jobmon")
+        for (kafka, direct) in zip(report.lifecycle, report.direct) {
+            let jobmon = Self.jobmon[kafka.name] ?? 0
+            lines.append(
+                "  " + kafka.name.padding(toLength: 32, withPad: " ", startingAt: 0)
+                    + String(format: "%14.0f %14.0f   %5.2f×   %@", kafka.rowsPerSecond, direct.rowsPerSecond,
+                             kafka.rowsPerSecond / direct.rowsPerSecond, jobmon > 0 ? String(format: "%.0f×", kafka.rowsPerSecond / jobmon) : "—"))
+        }
+        let kafkaTotal = report.lifecycle.reduce(0.0) { $0 + $1.seconds }
+        let directTotal = report.direct.reduce(0.0) { $0 + $1.seconds }
+        lines.append(String(format: "  whole lifecycle: via Kafka %.2f s, direct %.2f s, ratio %.2f× (target ≥ 0.8×)",
+                            kafkaTotal, directTotal, directTotal / kafkaTotal))
+        lines.append("(b) small commands (latency: send → result read):")
+        lines.append("  run                                  commands   commands/s    p50 ms    p99 ms")
+        for phase in report.small {
+            lines.append(
+                "  " + phase.name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                    + String(format: "%9d %12.0f %9.1f %9.1f", phase.commands, phase.commandsPerSecond,
+                             phase.percentile(0.5), phase.percentile(0.99)))
+        }
+        lines.append("  targets: launch ≥ 2,000/s; get_array_max_concurrently_running ≥ 5,000/s (Jobmon ≈ 45/s); p99 < 50 ms at 1,000/s")
+        return lines.joined(separator: "\n")
+    }
+}
