@@ -105,7 +105,29 @@ public struct CommandBatchProcessor: Sendable {
         let claimed = try await ProcessedCommands.claim(ids, on: connection, logger: logger)
         var stored = try await ProcessedCommands.results(ids.filter { !claimed.contains($0) }, on: connection, logger: logger)
 
-        for item in items {
+        /// Writes a command's answer and events, and remembers it for repeats later in the batch.
+        func answer(_ command: Command, _ message: IncomingCommand, _ result: Result<ResultPayload, OperationError>,
+                    _ transitions: [TransitionGroup], durationMS: Double) throws {
+            let envelope = command.envelope
+            let now = Date()
+            let resultEvents = try events.resultEvents(envelope: envelope, outcome: result, processedAt: now, durationMS: durationMS)
+            outbox += events.resultMessages(resultEvents, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
+            outbox += try events.transitionMessages(
+                commandID: envelope.commandID, transitions: transitions, at: now, traceparent: message.traceparent)
+            let status = (try? result.get()) == nil ? "rejected" : "ok"
+            processed.append(.init(id: envelope.commandID, type: envelope.type, status: status, events: resultEvents,
+                                   replyTo: envelope.replyTo, key: message.key))
+            stored[envelope.commandID] = StoredResult(events: resultEvents, replyTo: envelope.replyTo, key: message.key)
+            outcome.commands.append((type: envelope.type, status: status))
+            for group in transitions {
+                outcome.transitions["\(group.entity.rawValue):\(group.from ?? "new")->\(group.to)", default: 0] += group.ids.count
+            }
+        }
+
+        var index = 0
+        while index < items.count {
+            let item = items[index]
+            index += 1
             if case .deadLetter(let code, let reason, let message) = item {
                 outbox.append(events.deadLetter(message, code: code, reason: reason))
                 outcome.commands.append((type: "unknown", status: "dead_letter"))
@@ -127,13 +149,25 @@ public struct CommandBatchProcessor: Sendable {
             case .rejected(let envelope, let error, let message):
                 let result = try events.resultEvents(envelope: envelope, outcome: .failure(error), processedAt: Date(), durationMS: 0)
                 outbox += events.resultMessages(result, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
-                processed.append(.init(id: envelope.commandID, type: envelope.type, status: "rejected", events: result, replyTo: envelope.replyTo, key: message.key))
+                processed.append(.init(id: envelope.commandID, type: envelope.type, status: "rejected", events: result,
+                                       replyTo: envelope.replyTo, key: message.key))
                 stored[envelope.commandID] = StoredResult(events: result, replyTo: envelope.replyTo, key: message.key)
                 outcome.commands.append((type: envelope.type, status: "rejected"))
                 logger.info("rejected a command", metadata: ["command_id": "\(envelope.commandID)", "code": "\(error.code.rawValue)"])
 
             case .command(let command, let message):
-                let envelope = command.envelope
+                // A run of commands that one set-based statement can apply together.
+                let run = CommandRun.collect(startingWith: command, message, in: items, from: index, answered: stored)
+                if run.count > 1 {
+                    let start = ContinuousClock.now
+                    let results = try await run.apply(on: connection, logger: logger)
+                    let durationMS = (ContinuousClock.now - start).milliseconds / Double(run.count)
+                    for ((runCommand, runMessage), (result, transitions)) in zip(run.commands, results) {
+                        try answer(runCommand, runMessage, result, transitions, durationMS: durationMS)
+                    }
+                    index += run.count - 1
+                    continue
+                }
                 let start = ContinuousClock.now
                 let result: Result<ResultPayload, OperationError>
                 var transitions: [TransitionGroup] = []
@@ -145,20 +179,7 @@ public struct CommandBatchProcessor: Sendable {
                 } catch let error as OperationError {
                     result = .failure(error)
                 }
-                let now = Date()
-                let elapsed = ContinuousClock.now - start
-                let durationMS = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
-                let resultEvents = try events.resultEvents(envelope: envelope, outcome: result, processedAt: now, durationMS: durationMS)
-                outbox += events.resultMessages(resultEvents, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
-                outbox += try events.transitionMessages(
-                    commandID: envelope.commandID, transitions: transitions, at: now, traceparent: message.traceparent)
-                let status = (try? result.get()) == nil ? "rejected" : "ok"
-                processed.append(.init(id: envelope.commandID, type: envelope.type, status: status, events: resultEvents, replyTo: envelope.replyTo, key: message.key))
-                stored[envelope.commandID] = StoredResult(events: resultEvents, replyTo: envelope.replyTo, key: message.key)
-                outcome.commands.append((type: envelope.type, status: status))
-                for group in transitions {
-                    outcome.transitions["\(group.entity.rawValue):\(group.from ?? "new")->\(group.to)", default: 0] += group.ids.count
-                }
+                try answer(command, message, result, transitions, durationMS: (ContinuousClock.now - start).milliseconds)
             }
         }
         try await ProcessedCommands.record(processed, on: connection, logger: logger)

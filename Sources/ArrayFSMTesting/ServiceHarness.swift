@@ -27,7 +27,8 @@ public final class ServiceHarness: Sendable {
         self.bootstrapServers = cluster.bootstrapServers
         self.database = database
         self.groupID = "arrayfsm-test-\(UUID().uuidString.prefix(8))"
-        self.producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, clientID: "test-producer"))
+        self.producer = try KafkaProducer(
+            configuration: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, clientID: "test-producer", properties: ["linger.ms": "1"]))
         self.logger = logger
     }
 
@@ -46,7 +47,9 @@ public final class ServiceHarness: Sendable {
             configuration: KafkaConfiguration(
                 bootstrapServers: bootstrapServers, clientID: "arrayfsm-serve", groupID: groupID, properties: Self.fastGroupProperties),
             logger: logger)
-        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "arrayfsm-relay"), logger: logger)
+        let producer = try KafkaProducer(
+            configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "arrayfsm-relay", properties: ["linger.ms": "1"]),
+            logger: logger)
         let processor = CommandBatchProcessor(database: database, topics: topics)
         let relay = OutboxRelay(database: database, producer: producer, idleInterval: .milliseconds(50), logger: logger)
         let commandConsumer = CommandConsumer(consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, logger: logger)
@@ -54,6 +57,30 @@ public final class ServiceHarness: Sendable {
         let task = Task { try await server.run() }
         servers.withLock { $0.append((server, task)) }
         return server
+    }
+
+    /// Starts `arrayfsm serve` as a child process in the group (as production runs it); stop it
+    /// with SIGTERM and wait for it.
+    public func startServerProcess(binary: String, databaseURL: DatabaseURL, maxBatch: Int = 500,
+                                   extraEnvironment: [String: String] = [:]) throws -> ChildProcess {
+        var environment = [
+            "ARRAYFSM_DATABASE_URL": databaseURL.string,
+            "ARRAYFSM_BOOTSTRAP_SERVERS": bootstrapServers,
+            "ARRAYFSM_GROUP_ID": groupID,
+            "ARRAYFSM_COMMANDS_TOPIC": topics.commands,
+            "ARRAYFSM_RESULTS_TOPIC": topics.results,
+            "ARRAYFSM_TRANSITIONS_TOPIC": topics.transitions,
+            "ARRAYFSM_DLQ_TOPIC": topics.deadLetters,
+            "ARRAYFSM_METRICS_PORT": "0",
+            "ARRAYFSM_MAX_BATCH": String(maxBatch),
+            "ARRAYFSM_LOG_LEVEL": "warning",
+            "ARRAYFSM_KAFKA_LINGER_MS": "1",
+        ]
+        for (name, value) in Self.fastGroupProperties {
+            environment["ARRAYFSM_KAFKA_" + name.uppercased().replacingOccurrences(of: ".", with: "_")] = value
+        }
+        environment.merge(extraEnvironment) { $1 }
+        return try ChildProcess([binary, "serve"], environment: environment)
     }
 
     /// Stops a server as SIGTERM would and waits for it to finish.

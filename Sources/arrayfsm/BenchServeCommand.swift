@@ -23,6 +23,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds of the latency run.") var seconds = 10
     @Option(help: "Commands per transaction at most.") var maxBatch = 500
     @Option(help: "trace … error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
+    @Flag(help: "Run serve inside the benchmark process instead of as a child process.") var inProcess = false
 
     func run() async throws {
         let logger = Environment.logger("arrayfsm.bench", level: logLevel ?? "warning")
@@ -41,9 +42,21 @@ struct BenchServeCommand: AsyncParsableCommand {
         let report = try await url.withClient(maxConnections: 6, logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
             let harness = try ServiceHarness(database: ArrayDatabase(client: client), partitions: 16, logger: logger)
-            try harness.startServer(maxBatch: maxBatch)
+            var child: ChildProcess?
+            if inProcess {
+                try harness.startServer(maxBatch: maxBatch)
+            } else {
+                // serve as its own process, as in production: it does not share this process's threads.
+                let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+                child = try harness.startServerProcess(binary: binary, databaseURL: url, maxBatch: maxBatch)
+            }
             let report = try await benchmark.run(harness, logger: logger) { line in
                 FileHandle.standardError.write(Data("… \(line)\n".utf8))
+            }
+            if let child {
+                child.signal(SIGTERM)
+                let code = await child.wait(timeout: .seconds(60))
+                if code != 0 { FileHandle.standardError.write(Data("serve exited with \(code.map(String.init) ?? "timeout"):\n\(child.output)".utf8)) }
             }
             try await harness.shutdown()
             return report
@@ -58,19 +71,25 @@ struct BenchServeCommand: AsyncParsableCommand {
     ]
 
     static func format(_ report: ServeBenchmark.Report) -> String {
-        var lines = ["(a) lifecycle via Kafka vs (c) the same statements run directly (one transaction per array batch):"]
-        lines.append("  step                              via Kafka TIs/s   direct TIs/s   ratio   vs Jobmon")
-        for (kafka, direct) in zip(report.lifecycle, report.direct) {
+        var lines = ["(a) lifecycle via Kafka vs (c) the same statements run directly:"]
+        lines.append("  step                              via Kafka TIs/s  direct: tx/array    one tx    ratio*   vs Jobmon")
+        var limitTotal = 0.0
+        for (index, kafka) in report.lifecycle.enumerated() {
+            let perArray = report.direct[2 * index]
+            let together = report.direct[2 * index + 1]
+            let limit = max(perArray.rowsPerSecond, together.rowsPerSecond)
+            limitTotal += Double(kafka.rows) / limit
             let jobmon = Self.jobmon[kafka.name] ?? 0
             lines.append(
                 "  " + kafka.name.padding(toLength: 32, withPad: " ", startingAt: 0)
-                    + String(format: "%14.0f %14.0f   %5.2f×   %@", kafka.rowsPerSecond, direct.rowsPerSecond,
-                             kafka.rowsPerSecond / direct.rowsPerSecond, jobmon > 0 ? String(format: "%.0f×", kafka.rowsPerSecond / jobmon) : "—"))
+                    + String(format: "%14.0f %17.0f %9.0f   %5.2f×   %@", kafka.rowsPerSecond, perArray.rowsPerSecond,
+                             together.rowsPerSecond, kafka.rowsPerSecond / limit,
+                             jobmon > 0 ? String(format: "%.0f×", kafka.rowsPerSecond / jobmon) : "—"))
         }
         let kafkaTotal = report.lifecycle.reduce(0.0) { $0 + $1.seconds }
-        let directTotal = report.direct.reduce(0.0) { $0 + $1.seconds }
-        lines.append(String(format: "  whole lifecycle: via Kafka %.2f s, direct %.2f s, ratio %.2f× (target ≥ 0.8×)",
-                            kafkaTotal, directTotal, directTotal / kafkaTotal))
+        lines.append(String(format: "  whole lifecycle: via Kafka %.2f s, the direct limit %.2f s: ratio %.2f× (target ≥ 0.8×)",
+                            kafkaTotal, limitTotal, limitTotal / kafkaTotal))
+        lines.append("  * via Kafka / the faster direct variant; Jobmon: record 7,000, launch 2,800, distributor ids 3,500 TIs/s")
         lines.append("(b) small commands (latency: send → result read):")
         lines.append("  run                                  commands   commands/s    p50 ms    p99 ms")
         for phase in report.small {

@@ -187,4 +187,119 @@ import Testing
             #expect(transitions.reduce(0) { $0 + ($1["count"] as! Int) } == 500)
         }
     }
+
+    @Test func groupedLaunchesAndReadsMatchApplyingThemOneByOne() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            // Two identical sets of arrays: one launched through the processor (grouped), one by the operations.
+            var grouped: [ArrayFixture] = []
+            var single: [ArrayFixture] = []
+            for _ in 0..<6 {
+                for list in [0, 1] {
+                    let fixture = try await ArrayFixture.make(db, tasks: 6)
+                    let queued = try await fixture.queueAll(db, chunkSize: 2)
+                    for batch in queued.batches {
+                        _ = try await db.perform(InstantiateArrayBatch(arrayID: fixture.arrayID, batchNumber: batch.batchNumber), logger: logger)
+                    }
+                    if list == 0 { grouped.append(fixture) } else { single.append(fixture) }
+                }
+            }
+            // Launch batch 1 of every array, batch 2 of arrays 0 and 1 (same array again: a new run),
+            // an unknown batch, an unknown array, and limit reads in between.
+            var plan: [(Int, Int32)] = (0..<6).map { ($0, 1) } + [(0, 2), (1, 2), (2, 9)]
+            plan.insert((-1, 1), at: 3)
+            var messages: [IncomingCommand] = []
+            for (n, (array, batch)) in plan.enumerated() {
+                let id = array < 0 ? 999_999 : grouped[array].arrayID
+                messages.append(message(CommandMessage.json("transition_array_to_launched", id: "l-\(n)", payload: [
+                    "array_id": id, "batch_number": batch, "next_report_increment": 60])))
+                if n == 5 {
+                    for fixture in grouped.prefix(3) {
+                        messages.append(message(CommandMessage.json("get_array_max_concurrently_running", id: "m-\(fixture.arrayID)",
+                                                                     payload: ["array_id": fixture.arrayID])))
+                    }
+                }
+            }
+            let outcome = try await processor.process(messages, logger: logger)
+            #expect(outcome.commands.filter { $0.status == "ok" }.count == 11)
+            #expect(outcome.commands.filter { $0.status == "rejected" }.count == 2)
+
+            var expected: [[String: Any]] = []
+            for (array, batch) in plan {
+                guard array >= 0 else { continue }
+                do {
+                    let out = try await db.perform(
+                        TransitionArrayToLaunched(arrayID: single[array].arrayID, batchNumber: batch, nextReportIncrement: 60), logger: logger)
+                    expected.append(["task_instances": out.taskInstanceIDs.count, "tasks": out.taskIDs.count])
+                } catch let error as OperationError {
+                    expected.append(["code": error.code.rawValue])
+                }
+            }
+            for (g, s) in zip(grouped, single) {
+                #expect(try await db.taskInstances(arrayID: g.arrayID).map(\.status) == (try await db.taskInstances(arrayID: s.arrayID).map(\.status)))
+                #expect(try await db.tasks(arrayID: g.arrayID).map(\.status) == (try await db.tasks(arrayID: s.arrayID).map(\.status)))
+            }
+            let results = try await outbox(db).filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            let launches = results.filter { ($0["command_id"] as! String).hasPrefix("l-") && $0["command_id"] as! String != "l-3" }
+            let got: [[String: Any]] = launches.map { event in
+                if let result = event["result"] as? [String: Any] {
+                    return ["task_instances": result["task_instances"] as! Int, "tasks": result["tasks"] as! Int]
+                }
+                return ["code": (event["error"] as! [String: Any])["code"] as! String]
+            }
+            #expect(got.map { "\($0.sorted { $0.key < $1.key })" } == expected.map { "\($0.sorted { $0.key < $1.key })" })
+            let limits = results.filter { ($0["command_id"] as! String).hasPrefix("m-") }
+            #expect(limits.count == 3 && limits.allSatisfy { ($0["result"] as! [String: Any])["max_concurrently_running"] as? Int == 2_147_483_647 })
+            let transitions = try await outbox(db).filter { $0.topic == "arrayfsm.transitions" }.map { try json($0.value) }
+            #expect(transitions.filter { ($0["command_id"] as! String).hasPrefix("l-") }.reduce(0) { $0 + ($1["count"] as! Int) } == 2 * 2 * 8)
+        }
+    }
+
+    @Test func groupedDistributorIDsMatchApplyingThemOneByOne() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            var messages: [IncomingCommand] = []
+            var singles: [(LogArrayDistributorID, ArrayFixture)] = []
+            var pairs: [(ArrayFixture, ArrayFixture)] = []
+            let stranger = try await ArrayFixture.make(db, tasks: 1)
+            let strangerTI = try await stranger.queueAll(db).batches[0].taskInstanceIDs[0]
+            for n in 0..<4 {
+                let g = try await ArrayFixture.make(db, tasks: 3)
+                let s = try await ArrayFixture.make(db, tasks: 3)
+                let gTIs = try await g.queueAll(db).batches[0].taskInstanceIDs
+                let sTIs = try await s.queueAll(db).batches[0].taskInstanceIDs
+                pairs.append((g, s))
+                var gMap: [String: String] = [:]
+                var sMap: [Int64: String] = [:]
+                for step in 0..<3 {
+                    gMap[String(gTIs[step])] = "9\(n)_\(step)"
+                    sMap[sTIs[step]] = "9\(n)_\(step)"
+                }
+                gMap[String(strangerTI)] = "nope"
+                sMap[strangerTI] = "nope"
+                var payload: [String: Any] = ["array_id": g.arrayID, "distributor_ids": gMap]
+                if n % 2 == 0 { payload["stdout"] = "/o/{distributor_id}/{task_instance_id}" }
+                messages.append(message(CommandMessage.json("log_array_distributor_id", id: "d-\(n)", payload: payload)))
+                singles.append((LogArrayDistributorID(arrayID: s.arrayID, distributorIDs: sMap,
+                                                      stdout: n % 2 == 0 ? "/o/{distributor_id}/{task_instance_id}" : nil), s))
+            }
+            messages.append(message(CommandMessage.json("log_array_distributor_id", id: "d-missing", payload: [
+                "array_id": 888_888, "distributor_ids": ["1": "x"]])))
+            let outcome = try await processor.process(messages, logger: logger)
+            #expect(outcome.commands.map(\.status) == ["ok", "ok", "ok", "ok", "rejected"])
+            for (operation, _) in singles { _ = try await db.perform(operation, logger: logger) }
+            for (g, s) in pairs {
+                let grouped = try await db.taskInstances(arrayID: g.arrayID)
+                let single = try await db.taskInstances(arrayID: s.arrayID)
+                #expect(grouped.map(\.distributorID) == single.map(\.distributorID))
+                #expect(grouped.map { $0.stdout?.replacingOccurrences(of: "/\($0.id)", with: "/ID") }
+                        == single.map { $0.stdout?.replacingOccurrences(of: "/\($0.id)", with: "/ID") })
+            }
+            #expect(try await db.taskInstances(arrayID: stranger.arrayID)[0].distributorID == nil)
+            let results = try await outbox(db).filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            let first = results.first { $0["command_id"] as? String == "d-0" }!["result"] as! [String: Any]
+            #expect(first["task_instances"] as? Int == 3)
+            #expect((first["skipped_task_instance_ids"] as? [NSNumber])?.map(\.int64Value) == [strangerTI])
+        }
+    }
 }

@@ -1,0 +1,181 @@
+import Logging
+import PostgresNIO
+
+// Set-based statements for many commands of one type at once, used when a batch of commands
+// holds a run of them (the service applies a poll's commands in one transaction). Each does
+// exactly what applying the commands one by one would do; the caller groups only commands on
+// distinct arrays, so their order does not matter.
+
+extension GetArrayMaxConcurrentlyRunning {
+    /// Reads the limits of many arrays (looked up by id) in one statement; results in input order.
+    public static func applyGrouped(
+        _ operations: [GetArrayMaxConcurrentlyRunning], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Result<Output, OperationError>] {
+        let ids = operations.map { operation -> Int64 in
+            guard case .arrayID(let id) = operation.lookup else { preconditionFailure("only lookups by id are grouped") }
+            return id
+        }
+        var found: [Int64: Int32] = [:]
+        let rows = try await connection.query(
+            "SELECT id, max_concurrently_running FROM \"array\" WHERE id = ANY(\(ids))", logger: logger)
+        for try await (id, limit) in rows.decode((Int64, Int32).self) { found[id] = limit }
+        return ids.map { id in
+            found[id].map { .success(Output(arrayID: id, maxConcurrentlyRunning: $0)) } ?? .failure(.arrayNotFound(id))
+        }
+    }
+
+    /// Whether this lookup can be grouped (by id; lookups by workflow run one by one).
+    public var isGroupable: Bool {
+        if case .arrayID = lookup { return true }
+        return false
+    }
+}
+
+extension TransitionArrayToLaunched {
+    /// Launches one batch of each of many arrays in one statement; results in input order.
+    /// The arrays must be distinct.
+    public static func applyGrouped(
+        _ operations: [TransitionArrayToLaunched], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Result<BatchTransitionOutput, OperationError>] {
+        // The array rows first, ascending, as every operation does.
+        var lastBatch: [Int64: Int32] = [:]
+        let locked = try await connection.query(
+            """
+            SELECT id, last_batch_num FROM "array" WHERE id = ANY(\(operations.map(\.arrayID)))
+            ORDER BY id FOR NO KEY UPDATE
+            """, logger: logger)
+        for try await (id, last) in locked.decode((Int64, Int32).self) { lastBatch[id] = last }
+
+        var results: [Result<BatchTransitionOutput, OperationError>] = []
+        var valid: [Int] = []
+        for (index, operation) in operations.enumerated() {
+            guard let last = lastBatch[operation.arrayID] else {
+                results.append(.failure(.arrayNotFound(operation.arrayID)))
+                continue
+            }
+            guard operation.batchNumber <= last else {
+                results.append(.failure(.batchNotFound(arrayID: operation.arrayID, batchNumber: operation.batchNumber, lastIssued: last)))
+                continue
+            }
+            results.append(.success(BatchTransitionOutput(taskInstanceIDs: [], taskIDs: [], transitions: [])))
+            valid.append(index)
+        }
+        guard !valid.isEmpty else { return results }
+
+        let indexes = valid.map { Int32($0) }
+        let arrays = valid.map { operations[$0].arrayID }
+        let batches = valid.map { operations[$0].batchNumber }
+        let increments = valid.map { operations[$0].nextReportIncrement }
+        let rows = try await connection.query(
+            """
+            WITH c AS (
+                SELECT * FROM unnest(\(indexes)::int[], \(arrays)::bigint[], \(batches)::int[], \(increments)::float8[])
+                    AS c(idx, array_id, batch, increment)
+            ), tasks AS (
+                UPDATE task SET status = 'O', status_date = now()
+                FROM (SELECT DISTINCT c.idx, c.array_id, ti.task_id
+                      FROM c JOIN task_instance ti ON ti.array_id = c.array_id AND ti.array_batch_num = c.batch) AS b
+                WHERE task.id = b.task_id AND task.array_id = b.array_id AND task.status = 'I'
+                RETURNING b.idx, task.id
+            ), instances AS (
+                UPDATE task_instance AS ti
+                SET status = 'O', status_date = now(), submitted_date = now(),
+                    report_by_date = now() + make_interval(secs => c.increment)
+                FROM c
+                WHERE ti.array_id = c.array_id AND ti.array_batch_num = c.batch AND ti.status = 'I'
+                RETURNING c.idx, ti.id
+            )
+            SELECT 'task', idx, array_agg(id) FROM tasks GROUP BY idx
+            UNION ALL
+            SELECT 'task_instance', idx, array_agg(id) FROM instances GROUP BY idx
+            """, logger: logger)
+        var moved: [Int: (tasks: [Int64], instances: [Int64])] = [:]
+        for try await (entity, index, ids) in rows.decode((String, Int32, [Int64]).self) {
+            if entity == "task" {
+                moved[Int(index), default: ([], [])].tasks = ids.sorted()
+            } else {
+                moved[Int(index), default: ([], [])].instances = ids.sorted()
+            }
+        }
+        for index in valid {
+            let operation = operations[index]
+            let (tasks, instances) = moved[index] ?? ([], [])
+            results[index] = .success(
+                BatchTransitionOutput(
+                    taskInstanceIDs: instances, taskIDs: tasks,
+                    transitions: [
+                        .tasks(.instantiating, .launched, arrayID: operation.arrayID, batchNumber: operation.batchNumber, ids: tasks),
+                        .taskInstances(.instantiated, .launched, arrayID: operation.arrayID, batchNumber: operation.batchNumber, ids: instances),
+                    ].nonEmpty()))
+        }
+        return results
+    }
+}
+
+extension LogArrayDistributorID {
+    /// Records the distributor ids of many commands (on distinct arrays) in one `UPDATE … FROM unnest`;
+    /// results in input order.
+    public static func applyGrouped(
+        _ operations: [LogArrayDistributorID], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Result<Output, OperationError>] {
+        var present = Set<Int64>()
+        let locked = try await connection.query(
+            """
+            SELECT id FROM "array" WHERE id = ANY(\(operations.map(\.arrayID))) ORDER BY id FOR NO KEY UPDATE
+            """, logger: logger)
+        for try await id in locked.decode(Int64.self) { present.insert(id) }
+
+        // One row per task instance (command index, id, distributor id); one row per command for
+        // the array and the templates, joined by index, so a template travels once per command.
+        var commandIndexes: [Int32] = []
+        var instanceIDs: [Int64] = []
+        var distributorIDs: [String] = []
+        var requested: [[Int64]] = []
+        for (index, operation) in operations.enumerated() {
+            let pairs = operation.distributorIDs.sorted { $0.key < $1.key }
+            requested.append(pairs.map(\.key))
+            guard present.contains(operation.arrayID) else { continue }
+            for (id, distributorID) in pairs {
+                commandIndexes.append(Int32(index))
+                instanceIDs.append(id)
+                distributorIDs.append(distributorID)
+            }
+        }
+        var updated: [Int: [Int64]] = [:]
+        if !instanceIDs.isEmpty {
+            let rows = try await connection.query(
+                """
+                WITH c AS (
+                    SELECT (n - 1)::int AS idx, array_id, has_stdout, stdout_t, has_stderr, stderr_t
+                    FROM unnest(\(operations.map(\.arrayID))::bigint[],
+                                \(operations.map { $0.stdout != nil })::bool[], \(operations.map { $0.stdout ?? "" })::text[],
+                                \(operations.map { $0.stderr != nil })::bool[], \(operations.map { $0.stderr ?? "" })::text[])
+                         WITH ORDINALITY AS c(array_id, has_stdout, stdout_t, has_stderr, stderr_t, n)
+                ), d AS (
+                    SELECT * FROM unnest(\(commandIndexes)::int[], \(instanceIDs)::bigint[], \(distributorIDs)::text[])
+                        AS d(idx, id, distributor_id)
+                ), updated AS (
+                    UPDATE task_instance AS ti
+                    SET distributor_id = d.distributor_id,
+                        stdout = CASE WHEN c.has_stdout THEN replace(replace(c.stdout_t, '{distributor_id}', d.distributor_id),
+                                                                     '{task_instance_id}', ti.id::text)
+                                      ELSE ti.stdout END,
+                        stderr = CASE WHEN c.has_stderr THEN replace(replace(c.stderr_t, '{distributor_id}', d.distributor_id),
+                                                                     '{task_instance_id}', ti.id::text)
+                                      ELSE ti.stderr END
+                    FROM d JOIN c ON c.idx = d.idx
+                    WHERE ti.id = d.id AND ti.array_id = c.array_id
+                    RETURNING d.idx, ti.id
+                )
+                SELECT idx, array_agg(id) FROM updated GROUP BY idx
+                """, logger: logger)
+            for try await (index, ids) in rows.decode((Int32, [Int64]).self) { updated[Int(index)] = ids.sorted() }
+        }
+        return operations.enumerated().map { index, operation in
+            guard present.contains(operation.arrayID) else { return .failure(.arrayNotFound(operation.arrayID)) }
+            let done = updated[index] ?? []
+            let doneSet = Set(done)
+            return .success(Output(taskInstanceIDs: done, skippedIDs: requested[index].filter { !doneSet.contains($0) }))
+        }
+    }
+}
