@@ -55,6 +55,11 @@ public struct ServeBenchmark: Sendable {
         let reader = try harness.resultReader()
         try await reader.waitForAssignment()
         defer { Task { await reader.close() } }
+        // Warm-up, not reported: the server joins its group and has its partitions before timing starts.
+        progress("waiting for serve to take its partitions")
+        _ = try await phase(harness, reader, "warm-up", rows: 0, commands: (0..<16).map {
+            (Int64($0 + 1), "get_array_max_concurrently_running", ["array_id": Int64.max - Int64($0)] as [String: Any])
+        })
         progress("seeding \(arrays) arrays × \(tasksPerArray) tasks twice (Kafka and direct SQL)")
         let viaKafka = try await seed(db, count: arrays, tasks: tasksPerArray, logger: logger)
         let viaSQL = try await seed(db, count: arrays, tasks: tasksPerArray, logger: logger)
@@ -169,21 +174,29 @@ public struct ServeBenchmark: Sendable {
 
     /// (c): each lifecycle step for each array as hand-written statements, one transaction each.
     func directPhases(_ db: ArrayDatabase, _ arrays: [ArrayFixture], logger: Logger) async throws -> [Phase] {
+        // The statements the operations run, written by hand with the same access paths (ids and
+        // the (array, batch, step) index), minus everything the service adds around them.
         let steps: [(String, [String])] = [
             ("record_array_batch_num", [
-                "UPDATE task SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1 WHERE array_id = $1 AND status IN ('G', 'A')",
+                "UPDATE task SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1 WHERE id = ANY($2) AND status IN ('G', 'A')",
                 "UPDATE \"array\" SET last_batch_num = last_batch_num + 1 WHERE id = $1",
                 """
                 INSERT INTO task_instance (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status)
-                SELECT 1, $1, id, 1, 1, (row_number() OVER (ORDER BY id) - 1)::int, 'Q' FROM task WHERE array_id = $1
+                SELECT 1, $1, id, 1, 1, (n - 1)::int, 'Q' FROM unnest($2::bigint[]) WITH ORDINALITY AS t(id, n)
                 """,
             ]),
             ("instantiate_array_batch", [
-                "UPDATE task SET status = 'I', status_date = now() WHERE array_id = $1 AND status = 'Q'",
+                """
+                UPDATE task SET status = 'I', status_date = now()
+                WHERE id IN (SELECT task_id FROM task_instance WHERE array_id = $1 AND array_batch_num = 1 AND status = 'Q') AND status = 'Q'
+                """,
                 "UPDATE task_instance SET status = 'I', status_date = now() WHERE array_id = $1 AND array_batch_num = 1 AND status = 'Q'",
             ]),
             ("transition_array_to_launched", [
-                "UPDATE task SET status = 'O', status_date = now() WHERE array_id = $1 AND status = 'I'",
+                """
+                UPDATE task SET status = 'O', status_date = now()
+                WHERE id IN (SELECT task_id FROM task_instance WHERE array_id = $1 AND array_batch_num = 1) AND status = 'I'
+                """,
                 """
                 UPDATE task_instance SET status = 'O', status_date = now(), submitted_date = now(),
                     report_by_date = now() + interval '279 seconds'
@@ -216,9 +229,11 @@ public struct ServeBenchmark: Sendable {
                 for statement in statements {
                     var binds = PostgresBindings()
                     binds.append(array.arrayID)
-                    if statement.contains("$2"), let map = maps[array.arrayID] {
+                    if statement.contains("$3"), let map = maps[array.arrayID] {
                         binds.append(map.0)
                         binds.append(map.1)
+                    } else if statement.contains("$2") {
+                        binds.append(array.taskIDs)
                     }
                     try await connection.query(PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
                 }
