@@ -3,7 +3,7 @@ import Foundation
 import Kafka
 
 /// `arrayfsm dev-broker`: librdkafka's mock cluster as a local Kafka-protocol broker.
-struct DevBrokerCommand: ParsableCommand {
+struct DevBrokerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev-broker",
         abstract: "Run an embedded Kafka-protocol broker (librdkafka's mock cluster) until SIGINT/SIGTERM.",
@@ -23,20 +23,12 @@ struct DevBrokerCommand: ParsableCommand {
     @Option(help: "Topics to create (repeatable).")
     var topic: [String] = ["arrayfsm.commands", "arrayfsm.results", "arrayfsm.transitions", "arrayfsm.dlq"]
 
-    func run() throws {
-        // Block the signals before librdkafka starts its threads, so they inherit the mask and
-        // only sigwait below receives them.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-
+    func run() async throws {
+        let signals = SignalWaiter([SIGINT, SIGTERM])
         let cluster = try MockKafkaCluster(brokers: brokers, topics: Dictionary(uniqueKeysWithValues: topic.map { ($0, partitions) }))
         print(cluster.bootstrapServers)
         fflush(nil)
-        var received: Int32 = 0
-        sigwait(&signals, &received)
+        await signals.wait()
         cluster.stop()
     }
 }

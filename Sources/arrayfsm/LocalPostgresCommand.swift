@@ -18,6 +18,7 @@ struct LocalPostgresCommand: AsyncParsableCommand {
     var migrate = false
 
     func run() async throws {
+        let signals = SignalWaiter([SIGINT, SIGTERM])
         let cluster = try ThrowawayPostgres(settings: durable ? [] : ThrowawayPostgres.fastSettings)
         defer { cluster.stop() }
         if migrate {
@@ -28,45 +29,31 @@ struct LocalPostgresCommand: AsyncParsableCommand {
         }
         print(cluster.url.string)
         fflush(nil)
-        await SignalWaiter.wait(for: [SIGINT, SIGTERM])
+        await signals.wait()
     }
 }
 
-/// Suspends until one of the given signals arrives.
-enum SignalWaiter {
-    static func wait(for signals: [Int32]) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queue = DispatchQueue(label: "arrayfsm.signals")
-            let resumed = ResumeOnce(continuation)
-            var sources: [any DispatchSourceSignal] = []
-            for number in signals {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-                source.setEventHandler { resumed.resume() }
-                source.resume()
-                sources.append(source)
-            }
-            SignalSources.keep(sources)
+/// Catches the given signals from the moment it is created, so one sent before ``wait()`` is not lost.
+// @unchecked: the sources are only kept alive here, never touched after init.
+final class SignalWaiter: @unchecked Sendable {
+    private let stream: AsyncStream<Int32>
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ signals: [Int32]) {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        let queue = DispatchQueue(label: "arrayfsm.signals")
+        self.stream = stream
+        self.sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
         }
     }
-}
 
-/// Keeps signal sources alive for the life of the process.
-private enum SignalSources {
-    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
-    static func keep(_ new: [any DispatchSourceSignal]) { sources += new }
-}
-
-/// Resumes a continuation at most once, from any thread.
-private final class ResumeOnce: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, Never>?
-    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
-    func resume() {
-        lock.lock()
-        let continuation = self.continuation
-        self.continuation = nil
-        lock.unlock()
-        continuation?.resume()
+    /// Suspends until one of the signals arrives (or has arrived).
+    func wait() async {
+        for await _ in stream { return }
     }
 }

@@ -60,4 +60,74 @@ import Testing
             try await harness.shutdown()
         }
     }
+
+    @Test func everyMetricTheDashboardsUseIsExportedAndProbesAnswer() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build arrayfsm first (swift build --build-tests)")
+        try await TestPostgres.withDatabase { db, url in
+            let harness = try ServiceHarness(database: db)
+            let array = try await ArrayFixture.make(db, tasks: 4)
+            let port = try ThrowawayPostgres.freePort()
+            let serve = try harness.startServerProcess(binary: Self.binary, databaseURL: url, extraEnvironment: ["ARRAYFSM_METRICS_PORT": String(port)])
+            defer { serve.signal(SIGKILL); _ = serve.wait() }
+            try await harness.produce([
+                (CommandMessage.key(arrayID: array.arrayID), CommandMessage.json("record_array_batch_num", id: "m1", payload: [
+                    "array_id": array.arrayID, "task_ids": array.taskIDs, "task_resources_id": 1, "workflow_run_id": 1])),
+                (CommandMessage.key(arrayID: array.arrayID), Array("garbage".utf8)),
+            ])
+            _ = try await harness.read(harness.topics.results) { $0.contains { $0.json["command_id"] as? String == "m1" } }
+            try await Task.sleep(for: .seconds(6))  // one sampling period of the gauges
+            let metrics = try await HTTPGet.text(port: port, path: "/metrics")
+            for name in ServiceMetrics.names {
+                #expect(metrics.contains("\n\(name)") || metrics.hasPrefix(name), "\(name) is not exported")
+            }
+            #expect(metrics.contains(#"arrayfsm_commands_total{type="record_array_batch_num",status="ok"} 1"#) ||
+                    metrics.contains(#"arrayfsm_commands_total{status="ok",type="record_array_batch_num"} 1"#), "\(metrics)")
+            #expect(try await HTTPGet.status(port: port, path: "/health") == 200)
+            #expect(try await HTTPGet.status(port: port, path: "/ready") == 200)
+            serve.signal(SIGTERM)
+            #expect(await serve.wait(timeout: .seconds(60)) == 0)
+            try await harness.shutdown()
+        }
+    }
+
+    @Test func devBrokerPrintsItsAddressServesKcatAndStopsOnSIGTERM() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build arrayfsm first (swift build --build-tests)")
+        let broker = try ChildProcess([Self.binary, "dev-broker", "--partitions", "3"])
+        defer { broker.signal(SIGKILL); _ = broker.wait() }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !broker.output.contains("\n") && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let address = String(broker.output.split(separator: "\n").first ?? "")
+        #expect(address.hasPrefix("127.0.0.1:"))
+        let kcat = try ChildProcess(["/usr/bin/kcat", "-b", address, "-L"])
+        #expect(kcat.wait() == 0)
+        for topic in ["arrayfsm.commands", "arrayfsm.results", "arrayfsm.transitions", "arrayfsm.dlq"] {
+            #expect(kcat.output.contains("topic \"\(topic)\" with 3 partitions"), "\(kcat.output)")
+        }
+        broker.signal(SIGTERM)
+        #expect(await broker.wait(timeout: .seconds(20)) == 0)
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a socket, for probing the metrics endpoint.
+enum HTTPGet {
+    static func response(port: Int, path: String) async throws -> String {
+        let curl = try ChildProcess(["/usr/bin/env", "python3", "-c", """
+            import sys, urllib.request, urllib.error
+            try:
+                r = urllib.request.urlopen("http://127.0.0.1:\(port)\(path)", timeout=10)
+                print(r.status); sys.stdout.write(r.read().decode())
+            except urllib.error.HTTPError as e:
+                print(e.code)
+            """])
+        _ = await curl.wait(timeout: .seconds(20))
+        return curl.output
+    }
+
+    static func status(port: Int, path: String) async throws -> Int {
+        Int(try await response(port: port, path: path).prefix { $0 != "\n" }) ?? 0
+    }
+
+    static func text(port: Int, path: String) async throws -> String {
+        String(try await response(port: port, path: path).drop { $0 != "\n" }.dropFirst())
+    }
 }
