@@ -71,7 +71,7 @@ public final class ServiceHarness: Sendable {
             "ARRAYFSM_RESULTS_TOPIC": topics.results,
             "ARRAYFSM_TRANSITIONS_TOPIC": topics.transitions,
             "ARRAYFSM_DLQ_TOPIC": topics.deadLetters,
-            "ARRAYFSM_METRICS_PORT": "0",
+            "ARRAYFSM_METRICS_PORT": ProcessInfo.processInfo.environment["ARRAYFSM_METRICS_PORT"] ?? "0",
             "ARRAYFSM_MAX_BATCH": String(maxBatch),
             "ARRAYFSM_LOG_LEVEL": "warning",
             "ARRAYFSM_KAFKA_LINGER_MS": "1",
