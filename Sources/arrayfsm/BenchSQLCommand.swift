@@ -32,15 +32,7 @@ struct BenchSQLCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Environment.logger("arrayfsm.bench-sql", level: logLevel ?? "warning")
-        var cluster: ThrowawayPostgres?
-        let url: DatabaseURL
-        if let given = Environment.value(databaseURL, "ARRAYFSM_DATABASE_URL") {
-            url = try DatabaseURL(given)
-        } else {
-            let started = try ThrowawayPostgres(settings: ["shared_buffers=512MB"])
-            cluster = started
-            url = started.url
-        }
+        let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
         let benchmark = LaunchBenchmark(tasks: tasks, repeats: repeats, smallBatches: smallBatches)
         let report = try await url.withClient(maxConnections: 2, logger: logger) { client in

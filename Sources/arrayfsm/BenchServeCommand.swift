@@ -27,15 +27,7 @@ struct BenchServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Environment.logger("arrayfsm.bench", level: logLevel ?? "warning")
-        var cluster: ThrowawayPostgres?
-        let url: DatabaseURL
-        if let given = Environment.value(databaseURL, "ARRAYFSM_DATABASE_URL") {
-            url = try DatabaseURL(given)
-        } else {
-            let started = try ThrowawayPostgres(settings: ["shared_buffers=512MB"])
-            cluster = started
-            url = started.url
-        }
+        let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
         let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
         let maxBatch = self.maxBatch

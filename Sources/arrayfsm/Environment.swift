@@ -1,5 +1,6 @@
 import ArgumentParser
 import ArrayFSM
+import ArrayFSMTesting
 import Foundation
 import Logging
 
@@ -49,6 +50,16 @@ enum Environment {
             properties[String(flag[..<equals])] = String(flag[flag.index(after: equals)...])
         }
         return properties
+    }
+
+    /// The database from `--database-url` / `ARRAYFSM_DATABASE_URL`, or else a throwaway durable
+    /// cluster (returned so the caller stops it).
+    static func databaseOrThrowaway(_ flag: String?) throws -> (DatabaseURL, ThrowawayPostgres?) {
+        if let given = value(flag, "ARRAYFSM_DATABASE_URL") {
+            return (try databaseURL(given), nil)
+        }
+        let cluster = try ThrowawayPostgres(settings: ["shared_buffers=512MB"])
+        return (cluster.url, cluster)
     }
 
     /// A stderr logger at `--log-level` / `ARRAYFSM_LOG_LEVEL` (default info).

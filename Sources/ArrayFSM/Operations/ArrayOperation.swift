@@ -20,6 +20,19 @@ public protocol ArrayOperation: Sendable {
     func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output
 }
 
+/// An operation on one batch of one array; its input check is shared.
+public protocol BatchOperation: ArrayOperation {
+    var arrayID: Int64 { get }
+    var batchNumber: Int32 { get }
+}
+
+extension BatchOperation {
+    public func validate() throws(OperationError) {
+        try Check.id(arrayID, "array_id")
+        try Check.batchNumber(batchNumber)
+    }
+}
+
 /// The lock every operation that changes an array's tasks takes first.
 ///
 /// Tasks and task instances of one array are changed only while holding this row lock, which

@@ -3,7 +3,7 @@ import PostgresNIO
 
 /// `instantiate_array_batch` (extension, Jobmon's `instantiate_task_instances` for one batch):
 /// the batch's task instances Q → I and their tasks Q → I. A repeat moves nothing.
-public struct InstantiateArrayBatch: ArrayOperation {
+public struct InstantiateArrayBatch: BatchOperation {
     public var arrayID: Int64
     public var batchNumber: Int32
 
@@ -13,11 +13,6 @@ public struct InstantiateArrayBatch: ArrayOperation {
     }
 
     public typealias Output = BatchTransitionOutput
-
-    public func validate() throws(OperationError) {
-        try Check.id(arrayID, "array_id")
-        try Check.batchNumber(batchNumber)
-    }
 
     public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
         try await ArrayRowLock.acquire(arrayID, batch: batchNumber, on: connection, logger: logger)

@@ -3,7 +3,7 @@ import PostgresNIO
 
 /// `log_array_submit_failed` (extension): the cluster refused the batch's array job, so its
 /// task instances I → W (no_distributor_id). Tasks are left as they are, as in Jobmon.
-public struct LogArraySubmitFailed: ArrayOperation {
+public struct LogArraySubmitFailed: BatchOperation {
     public var arrayID: Int64
     public var batchNumber: Int32
 
@@ -13,11 +13,6 @@ public struct LogArraySubmitFailed: ArrayOperation {
     }
 
     public typealias Output = BatchTransitionOutput
-
-    public func validate() throws(OperationError) {
-        try Check.id(arrayID, "array_id")
-        try Check.batchNumber(batchNumber)
-    }
 
     public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
         try await ArrayRowLock.acquire(arrayID, batch: batchNumber, on: connection, logger: logger)

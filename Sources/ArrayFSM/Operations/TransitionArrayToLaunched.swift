@@ -6,7 +6,7 @@ import PostgresNIO
 ///
 /// All timestamps come from the one transaction clock, so `report_by_date − status_date` is exactly
 /// the increment and a task's `status_date` equals its instance's. A repeat moves nothing.
-public struct TransitionArrayToLaunched: ArrayOperation {
+public struct TransitionArrayToLaunched: BatchOperation {
     public var arrayID: Int64
     public var batchNumber: Int32
     /// Seconds until the launched instance must report (Jobmon's distributor uses 3.1 × 90 s).

@@ -4,7 +4,7 @@ import PostgresNIO
 /// `transition_to_killed`: the batch's task instances in K (kill_self) → F (error_fatal), and
 /// their tasks → F if they are in O or R (the killable states). Everything else is untouched;
 /// a batch without K instances changes nothing.
-public struct TransitionToKilled: ArrayOperation {
+public struct TransitionToKilled: BatchOperation {
     public var arrayID: Int64
     public var batchNumber: Int32
 
@@ -14,11 +14,6 @@ public struct TransitionToKilled: ArrayOperation {
     }
 
     public typealias Output = BatchTransitionOutput
-
-    public func validate() throws(OperationError) {
-        try Check.id(arrayID, "array_id")
-        try Check.batchNumber(batchNumber)
-    }
 
     public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
         try await ArrayRowLock.acquire(arrayID, batch: batchNumber, on: connection, logger: logger)
