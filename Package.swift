@@ -50,6 +50,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Load-test tooling: topic dumps (kcat -J format), replay, and what gen/seed/bench build on.
+        .target(
+            name: "ArrayFSMLoad",
+            dependencies: ["Kafka", .product(name: "Logging", package: "swift-log")]
+        ),
         // Shared by every test target and the benchmarks: throwaway PostgreSQL, fixtures.
         .target(
             name: "ArrayFSMTesting",
@@ -68,6 +73,7 @@ let package = Package(
                 "ArrayFSM",
                 "ArrayFSMTesting",
                 "ArrayFSMService",
+                "ArrayFSMLoad",
                 "Kafka",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -82,6 +88,7 @@ let package = Package(
             dependencies: ["ArrayFSM", "ArrayFSMTesting"]
         ),
         .testTarget(name: "ArrayFSMServiceTests", dependencies: ["ArrayFSMService", "ArrayFSMTesting", "Kafka"]),
+        .testTarget(name: "ArrayFSMLoadTests", dependencies: ["ArrayFSMLoad", "ArrayFSMTesting", "Kafka"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         // A consumer-group member that KafkaTests starts and kills with SIGKILL.
         .executableTarget(name: "kafka-test-consumer", dependencies: ["Kafka"]),

@@ -18,7 +18,7 @@ public final class KafkaConsumer: Sendable {
         "partition.assignment.strategy": "range",
     ]
 
-    private let handle: KafkaClientHandle
+    let handle: KafkaClientHandle
     private let loop: ConsumerPollLoop
 
     /// Creates a consumer; `configuration` must have a group id.

@@ -9,6 +9,6 @@ struct ArrayFSMCommand: AsyncParsableCommand {
         discussion: """
             Every flag has an ARRAYFSM_* environment twin (--database-url ↔ ARRAYFSM_DATABASE_URL); flags win.
             """,
-        subcommands: [MigrateCommand.self, ServeCommand.self, DevBrokerCommand.self, LocalPostgresCommand.self, BenchSQLCommand.self, BenchServeCommand.self]
+        subcommands: [MigrateCommand.self, ServeCommand.self, DevBrokerCommand.self, LocalPostgresCommand.self, BenchSQLCommand.self, BenchServeCommand.self, DumpCommand.self, ReplayCommand.self]
     )
 }

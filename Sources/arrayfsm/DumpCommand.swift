@@ -1,0 +1,108 @@
+import ArgumentParser
+import ArrayFSMLoad
+import Foundation
+
+/// `arrayfsm dump`: a topic into a dump file (JSON Lines, kcat -C -J format).
+struct DumpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump",
+        abstract: "Read a topic (all partitions) into a dump file in kcat -C -J format.",
+        discussion: "Reads to the end the topic had when the dump started, or --count messages. Commits no offsets."
+    )
+
+    @Option(help: "host:port (env ARRAYFSM_BOOTSTRAP_SERVERS)") var bootstrapServers: String?
+    @Option(help: "The topic to read.") var topic: String
+    @Option(help: "Skip messages below this offset in each partition.") var startOffset: Int64?
+    @Option(help: "Skip messages older than this time (RFC 3339, e.g. 2026-11-30T12:00:00Z).") var startTime: String?
+    @Option(help: "Stop after this many messages.") var count: Int?
+    @Option(name: .shortAndLong, help: "Output file (default: standard output).") var output: String?
+    @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
+
+    func run() async throws {
+        guard let bootstrap = Environment.value(bootstrapServers, "ARRAYFSM_BOOTSTRAP_SERVERS") else {
+            throw ValidationError("no broker: pass --bootstrap-servers host:port or set ARRAYFSM_BOOTSTRAP_SERVERS")
+        }
+        var start = Dumper.Start.beginning
+        if let startOffset { start = .offset(startOffset) }
+        if let startTime {
+            guard let date = try? Date(startTime, strategy: .iso8601) else { throw ValidationError("--start-time must be RFC 3339, got '\(startTime)'") }
+            start = .timestamp(Int64(date.timeIntervalSince1970 * 1000))
+        }
+        let dumper = Dumper(bootstrapServers: bootstrap, topic: topic, start: start, count: count,
+                            properties: try Environment.kafkaProperties(kafkaProperties))
+        let sink = try LineSink(path: output)
+        let progress = Progress(label: "dump \(topic)")
+        let written = try await dumper.dump(logger: Environment.logger("arrayfsm.dump", level: "warning"),
+                                            progress: { progress.update($0, of: $1) }) { record in
+            try sink.write(record.line())
+        }
+        try sink.close()
+        progress.finish("\(written) messages")
+    }
+}
+
+/// Lines to a file or standard output, buffered.
+final class LineSink {
+    private let handle: FileHandle
+    private var buffer = Data()
+    private let closeAtEnd: Bool
+
+    init(path: String?) throws {
+        if let path, path != "-" {
+            FileManager.default.createFile(atPath: path, contents: nil)
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write \(path)") }
+            self.handle = handle
+            closeAtEnd = true
+        } else {
+            handle = FileHandle.standardOutput
+            closeAtEnd = false
+        }
+    }
+
+    func write(_ line: String) throws {
+        buffer.append(contentsOf: line.utf8)
+        buffer.append(0x0A)
+        if buffer.count > 1 << 20 { try flush() }
+    }
+
+    func flush() throws {
+        try handle.write(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func close() throws {
+        try flush()
+        if closeAtEnd { try handle.close() }
+    }
+}
+
+/// A progress line with rate and ETA on stderr when it is a terminal; one quiet line at the end otherwise.
+final class Progress {
+    let label: String
+    let start = ContinuousClock.now
+    let isTerminal = isatty(2) == 1
+    var last = ContinuousClock.now - .seconds(1)
+
+    init(label: String) { self.label = label }
+
+    func update(_ done: Int, of total: Int? = nil) {
+        guard isTerminal, ContinuousClock.now - last > .milliseconds(200) else { return }
+        last = .now
+        let elapsed = Double((ContinuousClock.now - start).components.seconds) + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        var line = "\r\(label): \(done)"
+        if let total, total > 0 {
+            let width = 30
+            let filled = min(width, done * width / total)
+            line += "/\(total) [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
+            if rate > 0 { line += String(format: " ETA %.0fs", Double(max(0, total - done)) / rate) }
+        }
+        line += String(format: " %.0f/s   ", rate)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish(_ summary: String) {
+        let elapsed = Double((ContinuousClock.now - start).components.seconds) + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
+        FileHandle.standardError.write(Data(((isTerminal ? "\r" : "") + String(format: "\(label): \(summary) in %.1f s\n", elapsed)).utf8))
+    }
+}
