@@ -47,7 +47,7 @@ struct CommandRun {
         switch command.operation {
         case .transitionArrayToLaunched: .launch
         case .getArrayMaxConcurrentlyRunning(let op) where op.isGroupable: .maxConcurrency
-        case .logArrayDistributorID: .distributorIDs
+        case .logArrayDistributorID(let op) where op.byStep == nil: .distributorIDs
         default: nil
         }
     }

@@ -48,6 +48,24 @@ import Testing
         }
     }
 
+    @Test func byStepNamesInstancesByBatchAndStep() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 5)
+            let batches = try await fixture.queueAll(db, chunkSize: 3).batches
+            let out = try await db.perform(
+                LogArrayDistributorID(arrayID: fixture.arrayID, batchNumber: 2, distributorIDsByStep: [0: "55_0", 1: "55_1", 7: "55_7"],
+                                      stdout: "/o/{distributor_id}"), logger: logger)
+            #expect(out.taskInstanceIDs == batches[1].taskInstanceIDs.sorted())
+            let rows = try await db.taskInstances(arrayID: fixture.arrayID)
+            #expect(rows.map(\.distributorID) == [nil, nil, nil, "55_0", "55_1"])
+            #expect(rows.last?.stdout == "/o/55_1")
+            let error = #expect(throws: OperationError.self) {
+                try LogArrayDistributorID(arrayID: 1, batchNumber: 0, distributorIDsByStep: [0: "x"]).validate()
+            }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+
     @Test func rejectsEmptyMapsAndBadIDs() throws {
         for operation in [
             LogArrayDistributorID(arrayID: 1, distributorIDs: [:]),

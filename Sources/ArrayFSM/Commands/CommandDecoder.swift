@@ -140,9 +140,22 @@ struct WireCommand: Decodable {
             return .logArraySubmitFailed(LogArraySubmitFailed(arrayID: p.array_id, batchNumber: p.batch_number))
         case .logArrayDistributorID:
             let p = try c.decode(DistributorIDPayload.self, forKey: .payload)
+            if let byStep = p.distributor_ids_by_step {
+                guard let batch = p.batch_number else {
+                    throw OperationError.invalid("distributor_ids_by_step needs batch_number")
+                }
+                var steps: [Int32: String] = [:]
+                for (key, value) in byStep {
+                    guard let step = Int32(key) else { throw OperationError.invalid("distributor_ids_by_step key '\(key.prefix(40))' is not a step id") }
+                    steps[step] = value
+                }
+                return .logArrayDistributorID(LogArrayDistributorID(
+                    arrayID: p.array_id, batchNumber: batch, distributorIDsByStep: steps, stdout: p.stdout, stderr: p.stderr))
+            }
+            guard let ids = p.distributor_ids else { throw OperationError.invalid("distributor_ids is required") }
             var map: [Int64: String] = [:]
-            map.reserveCapacity(p.distributor_ids.count)
-            for (key, value) in p.distributor_ids {
+            map.reserveCapacity(ids.count)
+            for (key, value) in ids {
                 guard let id = Int64(key) else {
                     throw OperationError.invalid("distributor_ids key '\(key.prefix(40))' is not an integer task instance id")
                 }
@@ -222,7 +235,9 @@ struct BatchPayload: Decodable {
 
 struct DistributorIDPayload: Decodable {
     var array_id: Int64
-    var distributor_ids: [String: String]
+    var distributor_ids: [String: String]?
+    var batch_number: Int32?
+    var distributor_ids_by_step: [String: String]?
     var stdout: String?
     var stderr: String?
 }

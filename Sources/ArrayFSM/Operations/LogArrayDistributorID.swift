@@ -12,6 +12,9 @@ public struct LogArrayDistributorID: ArrayOperation {
     public var distributorIDs: [Int64: String]
     public var stdout: String?
     public var stderr: String?
+    /// Extension: the instances named by (batch, step id) instead of by id — what a load generator
+    /// (or a distributor that tracks array steps) knows before the ids exist. Used when set.
+    public var byStep: (batchNumber: Int32, distributorIDs: [Int32: String])?
 
     /// The longest distributor id or path template accepted.
     public static let maxTextLength = 4096
@@ -23,6 +26,12 @@ public struct LogArrayDistributorID: ArrayOperation {
         self.stderr = stderr
     }
 
+    /// Names the instances by batch and step id (`distributor_ids_by_step`).
+    public init(arrayID: Int64, batchNumber: Int32, distributorIDsByStep: [Int32: String], stdout: String? = nil, stderr: String? = nil) {
+        self.init(arrayID: arrayID, distributorIDs: [:], stdout: stdout, stderr: stderr)
+        self.byStep = (batchNumber, distributorIDsByStep)
+    }
+
     public struct Output: Sendable, Hashable {
         /// Task instances updated, ascending.
         public var taskInstanceIDs: [Int64]
@@ -32,8 +41,14 @@ public struct LogArrayDistributorID: ArrayOperation {
 
     public func validate() throws(OperationError) {
         try Check.id(arrayID, "array_id")
-        try Check.ids(Array(distributorIDs.keys), "distributor_ids")
-        if let tooLong = distributorIDs.values.first(where: { $0.utf8.count > Self.maxTextLength }) {
+        if let byStep {
+            try Check.batchNumber(byStep.batchNumber)
+            guard !byStep.distributorIDs.isEmpty else { throw .invalid("distributor_ids_by_step must not be empty") }
+            if let bad = byStep.distributorIDs.keys.first(where: { $0 < 0 }) { throw .invalid("step ids are 0 or more, got \(bad)") }
+        } else {
+            try Check.ids(Array(distributorIDs.keys), "distributor_ids")
+        }
+        if let tooLong = (distributorIDs.values + (byStep?.distributorIDs.values.map { $0 } ?? [])).first(where: { $0.utf8.count > Self.maxTextLength }) {
             throw .invalid("distributor id of \(tooLong.utf8.count) bytes is longer than \(Self.maxTextLength)")
         }
         for (field, template) in [("stdout", stdout), ("stderr", stderr)] {
@@ -45,6 +60,7 @@ public struct LogArrayDistributorID: ArrayOperation {
 
     public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
         _ = try await ArrayRowLock.acquire(arrayID, on: connection, logger: logger)
+        if let byStep { return try await applyByStep(byStep, on: connection, logger: logger) }
         let pairs = distributorIDs.sorted { $0.key < $1.key }
         let ids = pairs.map(\.key)
         let values = pairs.map(\.value)
@@ -70,5 +86,30 @@ public struct LogArrayDistributorID: ArrayOperation {
         }
         let updatedSet = Set(updated)
         return Output(taskInstanceIDs: updated, skippedIDs: ids.filter { !updatedSet.contains($0) })
+    }
+
+    /// The by-step form: one `UPDATE … FROM unnest` through the (array, batch, step) index.
+    /// `skippedIDs` is empty: steps that do not exist are simply not there to update.
+    func applyByStep(_ byStep: (batchNumber: Int32, distributorIDs: [Int32: String]), on connection: PostgresConnection,
+                     logger: Logger) async throws -> Output {
+        let pairs = byStep.distributorIDs.sorted { $0.key < $1.key }
+        let rows = try await connection.query(
+            """
+            WITH updated AS (
+                UPDATE task_instance AS ti
+                SET distributor_id = d.distributor_id,
+                    stdout = coalesce(replace(replace(\(stdout)::text, '{distributor_id}', d.distributor_id),
+                                              '{task_instance_id}', ti.id::text), ti.stdout),
+                    stderr = coalesce(replace(replace(\(stderr)::text, '{distributor_id}', d.distributor_id),
+                                              '{task_instance_id}', ti.id::text), ti.stderr)
+                FROM unnest(\(pairs.map(\.key))::int[], \(pairs.map(\.value))::text[]) AS d(step, distributor_id)
+                WHERE ti.array_id = \(arrayID) AND ti.array_batch_num = \(byStep.batchNumber) AND ti.array_step_id = d.step
+                RETURNING ti.id
+            )
+            SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM updated
+            """, logger: logger)
+        var updated: [Int64] = []
+        for try await ids in rows.decode([Int64].self) { updated = ids }
+        return Output(taskInstanceIDs: updated, skippedIDs: [])
     }
 }
