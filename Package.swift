@@ -53,7 +53,12 @@ let package = Package(
         // Load-test tooling: topic dumps (kcat -J format), replay, and what gen/seed/bench build on.
         .target(
             name: "ArrayFSMLoad",
-            dependencies: ["Kafka", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Kafka",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Shared by every test target and the benchmarks: throwaway PostgreSQL, fixtures.
         .target(

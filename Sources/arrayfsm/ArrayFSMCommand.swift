@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import PostgresNIO
 
 /// `arrayfsm`: Jobmon's array bookkeeping as a message-driven batch processor.
 @main
@@ -9,6 +11,26 @@ struct ArrayFSMCommand: AsyncParsableCommand {
         discussion: """
             Every flag has an ARRAYFSM_* environment twin (--database-url ↔ ARRAYFSM_DATABASE_URL); flags win.
             """,
-        subcommands: [MigrateCommand.self, ServeCommand.self, DevBrokerCommand.self, LocalPostgresCommand.self, BenchSQLCommand.self, BenchServeCommand.self, DumpCommand.self, ReplayCommand.self]
+        subcommands: [MigrateCommand.self, ServeCommand.self, DevBrokerCommand.self, LocalPostgresCommand.self, BenchSQLCommand.self, BenchServeCommand.self, GenCommand.self, SeedCommand.self, DumpCommand.self, ReplayCommand.self]
     )
+
+    /// Runs the command; a database error is printed with the server's message (PostgresNIO's own
+    /// description hides it), in one line, with a non-zero exit.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as PSQLError {
+            let info = error.serverInfo
+            let detail = info.map { "\($0[.sqlState] ?? "") \($0[.message] ?? "")" } ?? "\(error.code)"
+            FileHandle.standardError.write(Data("arrayfsm: database error: \(detail)\n".utf8))
+            Foundation.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
