@@ -66,6 +66,7 @@ let package = Package(
             dependencies: [
                 "ArrayFSM",
                 "ArrayFSMService",
+                "ArrayFSMLoad",
                 "Kafka",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,161 @@
+import ArrayFSM
+import ArrayFSMLoad
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// `arrayfsm bench`: a generated workload (gen + seed) replayed through a running `serve`, timed
+/// from the first command produced to the last result read, with latency per command type, and
+/// the same database work done as direct SQL in the same run.
+public struct LoadBenchmark: Sendable {
+    public var spec: LoadSpec
+
+    public init(spec: LoadSpec) { self.spec = spec }
+
+    public struct TypeFigures: Sendable, Codable {
+        public var type: String
+        public var commands: Int
+        public var p50: Double
+        public var p95: Double
+        public var p99: Double
+    }
+
+    public struct Report: Sendable, Codable {
+        public var commands: Int
+        public var seconds: Double
+        public var commandsPerSecond: Double
+        /// Task-instance transitions the workload makes (created Q, Q→I, I→O or I→W).
+        public var taskInstanceTransitions: Int
+        public var transitionsPerSecond: Double
+        public var p50: Double
+        public var p95: Double
+        public var p99: Double
+        public var byType: [TypeFigures]
+        public var directSeconds: Double
+        /// Direct SQL time / time through Kafka: 1 means as fast as the statements alone.
+        public var ratioToDirect: Double
+    }
+
+    public func run(_ harness: ServiceHarness, logger: Logger, progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
+        let db = harness.database
+        progress("seeding \(spec.workflows * spec.arraysPerWorkflow) arrays (twice: for Kafka and for direct SQL)")
+        try await Seeder(spec: spec).seed(db.client, logger: logger)
+        var directSpec = spec
+        directSpec.firstArrayID += 10_000_000
+        directSpec.firstWorkflowID += 10_000_000
+        directSpec.firstTaskID += 1_000_000_000
+        try await Seeder(spec: directSpec).seed(db.client, logger: logger)
+
+        var records: [TopicDumpRecord] = []
+        let expectations = WorkloadGenerator(spec: spec, topic: harness.topics.commands).generate { records.append($0) }
+        let typeOf = records.map { record -> String in
+            ((try? JSONSerialization.jsonObject(with: Data(record.payload ?? []))) as? [String: Any])?["type"] as? String ?? "?"
+        }
+        let indexByID = Dictionary(uniqueKeysWithValues: records.enumerated().map { index, record in
+            (((try? JSONSerialization.jsonObject(with: Data(record.payload ?? []))) as? [String: Any])?["command_id"] as? String ?? "", index)
+        })
+        let total = records.count
+        let reader = try harness.resultReader()
+        try await reader.waitForAssignment()
+        // Warm-up: serve has its partitions before timing starts.
+        try await harness.produce([(Array("0".utf8), CommandMessage.json("get_array_max_concurrently_running", id: "warm-up-\(UUID())", payload: ["array_id": Int64.max]))])
+        while try await reader.poll().isEmpty {}
+
+        progress("replaying \(records.count) commands through serve")
+        let clock = ContinuousClock.now
+        let sentAt = Mutex<[Double]>(Array(repeating: 0, count: records.count))
+        let readTask = Task { () throws -> [Double] in
+            var latencies = Array(repeating: -1.0, count: total)
+            var seen = 0
+            let deadline = ContinuousClock.now + .seconds(1800)
+            while seen < total && ContinuousClock.now < deadline {
+                for record in try await reader.poll() {
+                    guard let id = record.json["command_id"] as? String, let index = indexByID[id], latencies[index] < 0 else { continue }
+                    latencies[index] = ((ContinuousClock.now - clock).seconds - sentAt.withLock { $0[index] }) * 1000
+                    seen += 1
+                }
+            }
+            return latencies
+        }
+        for start in stride(from: 0, to: records.count, by: 2000) {
+            let slice = records[start..<min(start + 2000, records.count)]
+            let now = (ContinuousClock.now - clock).seconds
+            sentAt.withLock { for index in slice.indices { $0[index] = now } }
+            try await harness.produce(slice.map { ($0.key, $0.payload) }, waitForDelivery: false)
+        }
+        let latencies = try await readTask.value
+        let seconds = (ContinuousClock.now - clock).seconds
+        await reader.close()
+        guard !latencies.contains(where: { $0 < 0 }) else {
+            throw ChildProcess.Failure(description: "\(latencies.filter { $0 < 0 }.count) commands were not answered")
+        }
+
+        progress("the same database work as direct SQL")
+        let directSeconds = try await direct(directSpec, db, logger: logger)
+
+        func percentiles(_ values: [Double]) -> (Double, Double, Double) {
+            let sorted = values.sorted()
+            func at(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+            return (at(0.5), at(0.95), at(0.99))
+        }
+        var byType: [TypeFigures] = []
+        for type in Set(typeOf).sorted() {
+            let values = latencies.indices.filter { typeOf[$0] == type }.map { latencies[$0] }
+            let (p50, p95, p99) = percentiles(values)
+            byType.append(TypeFigures(type: type, commands: values.count, p50: p50, p95: p95, p99: p99))
+        }
+        let transitions = expectations.reduce(0) { $0 + 3 * $1.batchSizes.values.reduce(0, +) }
+        let (p50, p95, p99) = percentiles(latencies)
+        return Report(
+            commands: records.count, seconds: seconds, commandsPerSecond: Double(records.count) / seconds,
+            taskInstanceTransitions: transitions, transitionsPerSecond: Double(transitions) / seconds,
+            p50: p50, p95: p95, p99: p99, byType: byType, directSeconds: directSeconds, ratioToDirect: directSeconds / seconds)
+    }
+
+    /// The workload's transitions as hand-written statements, one transaction per array: queue and
+    /// create the instances, instantiate, launch (or mark W), record the distributor ids.
+    func direct(_ spec: LoadSpec, _ db: ArrayDatabase, logger: Logger) async throws -> Double {
+        var records: [TopicDumpRecord] = []
+        let expectations = WorkloadGenerator(spec: spec).generate { records.append($0) }
+        let plan = spec.plan()
+        let start = ContinuousClock.now
+        for (array, expectation) in zip(plan, expectations) {
+            try await db.transaction(logger: logger) { connection in
+                let ids = Array(array.taskIDs)
+                var offset = 0
+                for batch in expectation.batchSizes.keys.sorted() {
+                    let chunk = Array(ids[offset..<(offset + expectation.batchSizes[batch]!)])
+                    offset += chunk.count
+                    let launched = expectation.batchStatus[batch] == "O"
+                    try await connection.query(
+                        "UPDATE task SET status = 'I', status_date = now(), num_attempts = num_attempts + 1 WHERE id = ANY(\(chunk)) AND status IN ('G', 'A')",
+                        logger: logger)
+                    try await connection.query(
+                        """
+                        INSERT INTO task_instance (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status)
+                        SELECT 1, \(array.arrayID), id, 1, \(batch), (n - 1)::int, 'I' FROM unnest(\(chunk)::bigint[]) WITH ORDINALITY AS t(id, n)
+                        """, logger: logger)
+                    if launched {
+                        try await connection.query(
+                            "UPDATE task SET status = 'O', status_date = now() WHERE id = ANY(\(chunk)) AND status = 'I'", logger: logger)
+                        let distributorIDs = (0..<chunk.count).map { "9_\($0)" }
+                        try await connection.query(
+                            """
+                            UPDATE task_instance AS ti SET status = 'O', status_date = now(), submitted_date = now(),
+                                report_by_date = now() + interval '279 seconds', distributor_id = d.distributor_id
+                            FROM unnest(\((0..<Int32(chunk.count)).map { $0 })::int[], \(distributorIDs)::text[]) AS d(step, distributor_id)
+                            WHERE ti.array_id = \(array.arrayID) AND ti.array_batch_num = \(batch) AND ti.array_step_id = d.step
+                            """, logger: logger)
+                    } else {
+                        try await connection.query(
+                            "UPDATE task_instance SET status = 'W' WHERE array_id = \(array.arrayID) AND array_batch_num = \(batch)", logger: logger)
+                    }
+                }
+                try await connection.query(
+                    "UPDATE \"array\" SET last_batch_num = \(Int32(expectation.batchSizes.count)) WHERE id = \(array.arrayID)", logger: logger)
+            }
+        }
+        return (ContinuousClock.now - start).seconds
+    }
+}

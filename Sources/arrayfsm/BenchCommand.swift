@@ -1,0 +1,64 @@
+import ArgumentParser
+import ArrayFSM
+import ArrayFSMLoad
+import ArrayFSMTesting
+import Foundation
+
+/// `arrayfsm bench`: a generated workload through serve, with latency per command type and the
+/// direct-SQL limit in the same run.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Seed, generate and replay a workload through serve; report commands/s, TIs/s, latency and the direct-SQL ratio.",
+        discussion: """
+            Uses the database given (or a throwaway durable PostgreSQL), librdkafka's mock cluster in this
+            process, and `arrayfsm serve` as a child process. The workload comes from the same spec
+            flags as gen and seed.
+            """
+    )
+
+    @OptionGroup var spec: LoadSpecOptions
+    @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL); default: a throwaway cluster") var databaseURL: String?
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() async throws {
+        let resolved = try spec.resolve()
+        let logger = Environment.logger("arrayfsm.bench", level: "warning")
+        let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
+        defer { cluster?.stop() }
+        let report = try await url.withClient(maxConnections: 6, logger: logger) { client in
+            try await Migrator().migrate(client, logger: logger)
+            let harness = try ServiceHarness(database: ArrayDatabase(client: client), partitions: 16, logger: logger)
+            let serve = try harness.startServerProcess(
+                binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path, databaseURL: url)
+            let report = try await LoadBenchmark(spec: resolved).run(harness, logger: logger) { line in
+                FileHandle.standardError.write(Data("… \(line)\n".utf8))
+            }
+            serve.signal(SIGTERM)
+            _ = await serve.wait(timeout: .seconds(60))
+            try await harness.shutdown()
+            return report
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        var lines = [
+            String(format: "workload: %d workflows × %d arrays, %d–%d tasks per array, batches of %d (seed %llu)",
+                   resolved.workflows, resolved.arraysPerWorkflow, resolved.minTasks, resolved.maxTasks, resolved.batchSize, resolved.seed),
+            String(format: "through Kafka and serve: %d commands in %.2f s = %.0f commands/s; %d TI transitions = %.0f TIs/s",
+                   report.commands, report.seconds, report.commandsPerSecond, report.taskInstanceTransitions, report.transitionsPerSecond),
+            String(format: "latency produce → result read (all in flight at once): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms",
+                   report.p50, report.p95, report.p99),
+            "  type                                  commands    p50 ms    p95 ms    p99 ms",
+        ]
+        for figures in report.byType {
+            lines.append("  " + figures.type.padding(toLength: 36, withPad: " ", startingAt: 0)
+                         + String(format: "%10d %9.1f %9.1f %9.1f", figures.commands, figures.p50, figures.p95, figures.p99))
+        }
+        lines.append(String(format: "the same database work as direct SQL: %.2f s; through Kafka / direct: %.2f×", report.directSeconds, report.ratioToDirect))
+        print(lines.joined(separator: "\n"))
+    }
+}
