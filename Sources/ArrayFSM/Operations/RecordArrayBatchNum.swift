@@ -58,16 +58,17 @@ public struct RecordArrayBatchNum: ArrayOperation {
         let lastBatch = try await ArrayRowLock.acquire(arrayID, on: connection, logger: logger)
         let requested = Array(Set(taskIDs)).sorted()
 
-        // Lock the requested tasks of this array in id order and learn their statuses.
+        // Learn the requested tasks' statuses, and that they are this array's. No row locks: a task
+        // never changes array, our own writers of this array's tasks wait on the array row, and the
+        // UPDATE below re-checks the status of each row it moves (so an outside writer racing us
+        // only changes which tasks move, which the UPDATE reports). Locking 100k rows first cost
+        // a WAL record per row.
         var statusByID: [String: [Int64]] = [:]
         var found = 0
         let locked = try await connection.query(
             """
-            SELECT status, array_agg(id ORDER BY id) FROM (
-                SELECT id, status FROM task
-                WHERE id = ANY(\(requested)) AND array_id = \(arrayID)
-                ORDER BY id FOR UPDATE
-            ) AS locked
+            SELECT status, array_agg(id ORDER BY id) FROM task
+            WHERE id = ANY(\(requested)) AND array_id = \(arrayID)
             GROUP BY status
             """, logger: logger)
         for try await (status, ids) in locked.decode((String, [Int64]).self) {
@@ -110,21 +111,33 @@ public struct RecordArrayBatchNum: ArrayOperation {
                 RETURNING id, array_batch_num, array_step_id
             )
             SELECT array_batch_num, array_agg(id ORDER BY array_step_id)
-            FROM inserted GROUP BY array_batch_num ORDER BY array_batch_num
+            FROM inserted GROUP BY array_batch_num
+            UNION ALL
+            SELECT 0, array_agg(id ORDER BY id) FROM moved
+            ORDER BY 1
             """, logger: logger)
         var batches: [Batch] = []
-        for try await (number, ids) in batchRows.decode((Int32, [Int64]).self) {
-            batches.append(Batch(batchNumber: number, taskInstanceIDs: ids))
+        var moved: [Int64] = []
+        for try await (number, ids) in batchRows.decode((Int32, [Int64]?).self) {
+            if number == 0 {
+                moved = ids ?? []
+            } else {
+                batches.append(Batch(batchNumber: number, taskInstanceIDs: ids ?? []))
+            }
         }
 
-        // The rows were locked above, so the UPDATE moved exactly `movable`.
-        statusByID[TaskStatus.registering.rawValue] = nil
-        statusByID[TaskStatus.adjustingResources.rawValue] = nil
-        statusByID[TaskStatus.queued.rawValue] = ((statusByID[TaskStatus.queued.rawValue] ?? []) + movable).sorted()
+        // Usually moved == movable; an outside writer may have changed a task since the SELECT.
+        let movedSet = Set(moved)
+        var after: [String: [Int64]] = [:]
+        for (status, ids) in statusByID {
+            for id in ids where !movedSet.contains(id) { after[status, default: []].append(id) }
+        }
+        if !moved.isEmpty { after[TaskStatus.queued.rawValue, default: []] += moved }
+        statusByID = after.mapValues { $0.sorted() }
 
         var transitions: [TransitionGroup] = [
-            .tasks(.registering, .queued, arrayID: arrayID, ids: registering),
-            .tasks(.adjustingResources, .queued, arrayID: arrayID, ids: adjusting),
+            .tasks(.registering, .queued, arrayID: arrayID, ids: registering.filter(movedSet.contains)),
+            .tasks(.adjustingResources, .queued, arrayID: arrayID, ids: adjusting.filter(movedSet.contains)),
         ]
         for batch in batches {
             transitions.append(

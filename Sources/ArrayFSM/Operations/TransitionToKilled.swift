@@ -21,19 +21,18 @@ public struct TransitionToKilled: BatchOperation {
         // O→F and R→F are reported as separate transition groups.
         return try await BatchTransition.run(
             """
-            WITH killed AS (
-                SELECT id, task_id FROM task_instance
-                WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'K'
-            ), tasks AS (
+            WITH tasks AS (
                 UPDATE task SET status = 'F', status_date = now()
                 FROM (SELECT id, status FROM task
-                      WHERE id IN (SELECT task_id FROM killed) AND status IN ('O', 'R')
+                      WHERE status IN ('O', 'R')
+                        AND id IN (SELECT task_id FROM task_instance
+                                   WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'K')
                       ORDER BY id FOR UPDATE) AS before
                 WHERE task.id = before.id
                 RETURNING task.id, before.status AS from_status
             ), instances AS (
                 UPDATE task_instance SET status = 'F', status_date = now()
-                WHERE id IN (SELECT id FROM killed)
+                WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'K'
                 RETURNING id
             )
             SELECT 'task', from_status, array_agg(id) FROM tasks GROUP BY from_status
