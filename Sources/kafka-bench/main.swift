@@ -1,7 +1,7 @@
 // Produces and consumes N messages of ~300 bytes through the Swift wrapper and through plain
 // C loops against one broker in one run, and prints msg/s and CPU µs per message for each.
 // Usage: kafka-bench [COUNT]   (KAFKA_BOOTSTRAP_SERVERS=host:port to use a running broker;
-// otherwise it starts the sibling kafka-dev-broker in its own process, so broker CPU isn't counted).
+// otherwise it starts the sibling `arrayfsm dev-broker` in its own process, so broker CPU isn't counted).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -36,8 +36,8 @@ enum Benchmark {
         } else {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-                .appendingPathComponent("kafka-dev-broker")
-            process.arguments = ["--topic", "\(cTopic):\(partitions)", "--topic", "\(swiftTopic):\(partitions)"]
+                .appendingPathComponent("arrayfsm")
+            process.arguments = ["dev-broker", "--partitions", "\(partitions)", "--topic", cTopic, "--topic", swiftTopic]
             let output = Pipe()
             process.standardOutput = output
             try process.run()
