@@ -55,7 +55,15 @@ public struct CommandBatchProcessor: Sendable {
                         try await apply([item], on: connection, logger: logger)
                     }
                 } catch let error where Self.isCommandFault(error) {
-                    outcome = try await answerDatabaseFault(item, error: error, logger: logger)
+                    do {
+                        outcome = try await answerDatabaseFault(item, error: error, logger: logger)
+                    } catch let second where Self.isCommandFault(second) {
+                        // Not even the refusal can be stored: the message goes to the dead-letter topic.
+                        outcome = try await database.transaction(logger: logger) { connection in
+                            try await apply([.deadLetter(code: "database_refused", reason: Self.describe(error), item.message)],
+                                            on: connection, logger: logger)
+                        }
+                    }
                 }
                 total.commands += outcome.commands
                 total.transitions.merge(outcome.transitions, uniquingKeysWith: +)
@@ -101,7 +109,8 @@ public struct CommandBatchProcessor: Sendable {
 
         // Claim every command id first. A concurrent claim of the same id (another consumer after
         // a rebalance) waits here for that transaction and then counts as a repeat.
-        let ids = Array(Set(items.compactMap { $0.envelope?.commandID }))
+        // Sorted: two consumers claiming overlapping ids (a partition moving between them) lock in one order.
+        let ids = Set(items.compactMap { $0.envelope?.commandID }).sorted()
         let claimed = try await ProcessedCommands.claim(ids, on: connection, logger: logger)
         var stored = try await ProcessedCommands.results(ids.filter { !claimed.contains($0) }, on: connection, logger: logger)
 
@@ -191,7 +200,12 @@ public struct CommandBatchProcessor: Sendable {
     /// A command whose own transaction failed on a database error: answered `rejected` with the
     /// error, in a transaction of its own, so it never blocks its partition.
     func answerDatabaseFault(_ item: Decoded, error: any Error, logger: Logger) async throws -> Outcome {
-        guard case .command(let command, let message) = item else { throw error }
+        guard case .command(let command, let message) = item else {
+            return try await database.transaction(logger: logger) { connection in
+                try await apply([.deadLetter(code: "database_refused", reason: Self.describe(error), item.message)],
+                                on: connection, logger: logger)
+            }
+        }
         let fault = OperationError(.invalidArgument, "the database refused the command: \(Self.describe(error))")
         logger.error("command failed on a database error", metadata: ["command_id": "\(command.envelope.commandID)", "error": "\(error)"])
         return try await database.transaction(logger: logger) { connection in
@@ -203,8 +217,11 @@ public struct CommandBatchProcessor: Sendable {
     /// opposed to the database being unreachable or shutting down, which must stop the consumer.
     static func isCommandFault(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
-        // 08 connection, 53 resources, 57 operator intervention (shutdown), 58 system, 40 retried already.
-        return !["08", "53", "57", "58", "40", "XX"].contains(String(state.prefix(2)))
+        // An allowlist: only data exceptions (22), integrity violations (23) and program limits (54)
+        // can be the command's fault. Anything else — a missing column during a rollout (42), a
+        // missing grant, lock or statement timeouts, shutdowns — must not be answered "rejected"
+        // for good: it stops the batch, and the consumer retries it.
+        return ["22", "23", "54"].contains(String(state.prefix(2)))
     }
 
     static func describe(_ error: any Error) -> String {

@@ -87,7 +87,15 @@ public final class CommandConsumer: Sendable {
         do {
             try await consumer.seek(first)
         } catch {
-            logger.warning("rewind failed (partition revoked?)", metadata: ["error": "\(error)"])
+            // Revoked meanwhile: the new owner starts at the committed offset, nothing is skipped.
+            // Still ours: reading on would skip the unapplied batch, so stop and let the process
+            // restart from the committed offsets.
+            let assigned = (try? consumer.assignment()) ?? []
+            if first.keys.contains(where: assigned.contains) {
+                logger.critical("cannot rewind an assigned partition after a failed batch; stopping", metadata: ["error": "\(error)"])
+                throw error
+            }
+            logger.warning("rewind failed for a revoked partition; its new owner re-reads it", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -81,17 +81,28 @@ struct EventWriter: Sendable {
         return messages
     }
 
-    /// The original message, unchanged, with the contract's error headers.
+    /// Dead letters larger than this are cut (librdkafka's producer refuses messages over
+    /// 1,000,000 bytes by default, and one unpublishable row would stall the whole outbox).
+    static let maxDeadLetterBytes = 900_000
+    /// What is kept of a message that was too large.
+    static let truncatedDeadLetterBytes = 64 * 1024
+
+    /// The original message, unchanged, with the contract's error headers — except that a value
+    /// over ``maxDeadLetterBytes`` keeps its first 64 KiB and says its size in `arrayfsm-original-bytes`.
     func deadLetter(_ message: IncomingCommand, code: String, reason: String) -> OutboxMessage {
-        OutboxMessage(
-            topic: topics.deadLetters, key: message.key, value: message.value ?? [],
-            headers: [
-                "arrayfsm-error-code", code,
-                "arrayfsm-error-message", reason,
-                "arrayfsm-source-topic", message.topic,
-                "arrayfsm-source-partition", String(message.partition),
-                "arrayfsm-source-offset", String(message.offset),
-            ])
+        var value = message.value ?? []
+        var headers = [
+            "arrayfsm-error-code", code,
+            "arrayfsm-error-message", reason,
+            "arrayfsm-source-topic", message.topic,
+            "arrayfsm-source-partition", String(message.partition),
+            "arrayfsm-source-offset", String(message.offset),
+        ]
+        if value.count > Self.maxDeadLetterBytes {
+            headers += ["arrayfsm-original-bytes", String(value.count)]
+            value = Array(value.prefix(Self.truncatedDeadLetterBytes))
+        }
+        return OutboxMessage(topic: topics.deadLetters, key: message.key, value: value, headers: headers)
     }
 }
 

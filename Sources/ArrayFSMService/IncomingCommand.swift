@@ -25,7 +25,12 @@ public struct IncomingCommand: Sendable {
         self.timestampMilliseconds = timestampMilliseconds
     }
 
+    /// The W3C `traceparent` header if it has the W3C shape (55 bytes of hex and dashes); anything
+    /// else is dropped rather than copied into the events.
     var traceparent: String? {
-        headers.first { $0.name == "traceparent" }?.value.map { String(decoding: $0, as: UTF8.self) }
+        guard let value = headers.first(where: { $0.name == "traceparent" })?.value, value.count == 55,
+            value.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x2D })
+        else { return nil }
+        return String(decoding: value, as: UTF8.self)
     }
 }

@@ -184,8 +184,10 @@ final class ConsumerPollLoop: ClientContext, @unchecked Sendable {
                     finish(round)
                     waitForAcknowledgement()
                 }
-                // Commit what the caller stored for these partitions before they move.
-                let result = rd_kafka_commit(client, partitions, 0)
+                // Commit what the caller stored before the partitions move. A nil list commits the
+                // stored offsets of the current assignment; the list handed to this callback carries
+                // INVALID offsets, so committing it would commit nothing.
+                let result = rd_kafka_commit(client, nil, 0)
                 if result != RD_KAFKA_RESP_ERR_NO_ERROR && result != RD_KAFKA_RESP_ERR__NO_OFFSET {
                     logger.warning("commit on revoke: \(KafkaError(result))")
                 }

@@ -12,7 +12,7 @@ import Testing
 
     func message(_ bytes: [UInt8]?, key: [UInt8]? = nil, offset: Int64 = 0) -> IncomingCommand {
         IncomingCommand(topic: "arrayfsm.commands", partition: 0, offset: offset, key: key, value: bytes,
-                        headers: [(name: "traceparent", value: Array("00-abc-def-01".utf8))])
+                        headers: [(name: "traceparent", value: Array("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".utf8))])
     }
 
     func outbox(_ db: ArrayDatabase) async throws -> [OutboxMessage] {
@@ -75,7 +75,7 @@ import Testing
             #expect(launch["task_instances"] as? Int == 5 && launch["tasks"] as? Int == 5)
             let kill = results[6]["result"] as! [String: Any]
             #expect(kill["task_instances"] as? Int == 2)
-            #expect(messages.filter { $0.topic == "arrayfsm.results" }.allSatisfy { $0.headers == ["traceparent", "00-abc-def-01"] })
+            #expect(messages.filter { $0.topic == "arrayfsm.results" }.allSatisfy { $0.headers == ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"] })
 
             let transitions = try messages.filter { $0.topic == "arrayfsm.transitions" }.map { try json($0.value) }
             var moved: [String: Int] = [:]
@@ -300,6 +300,51 @@ import Testing
             let first = results.first { $0["command_id"] as? String == "d-0" }!["result"] as! [String: Any]
             #expect(first["task_instances"] as? Int == 3)
             #expect((first["skipped_task_instance_ids"] as? [NSNumber])?.map(\.int64Value) == [strangerTI])
+        }
+    }
+
+    @Test func envelopesThatCouldNotBeStoredAreDeadLetteredAndBadReplyTopicsRejected() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db, maxMessageBytes: 2_000_000)
+            let fixture = try await ArrayFixture.make(db, tasks: 1)
+            let combining = "a" + String(repeating: "\u{301}", count: 200)
+            let batch = [
+                message(Array(#"{"command_id":"x\u0000","type":"add_array","payload":{}}"#.utf8), offset: 1),
+                message(CommandMessage.json("add_array", id: combining, payload: [:]), offset: 2),
+                message(Array("null".utf8), offset: 3),
+                message(CommandMessage.json("get_array_max_concurrently_running", id: "bad-reply", payload: ["array_id": fixture.arrayID],
+                                            replyTo: "no such topic"), offset: 4),
+                message(CommandMessage.json("log_array_distributor_id", id: "padded-key", payload: [
+                    "array_id": fixture.arrayID, "distributor_ids": ["05": "x"]]), offset: 5),
+                message(Array(repeating: 0x41, count: 1_000_000), offset: 6),
+            ]
+            let outcome = try await processor.process(batch, logger: logger)
+            #expect(outcome.commands.map(\.status) == ["dead_letter", "dead_letter", "dead_letter", "rejected", "rejected", "dead_letter"])
+            let messages = try await outbox(db)
+            let dead = messages.filter { $0.topic == "arrayfsm.dlq" }
+            #expect(dead.map { $0.headers[1] } == ["bad_envelope", "bad_envelope", "not_an_object", "not_json"])
+            #expect(dead.last?.value.count == 64 * 1024)
+            #expect(dead.last?.headers.suffix(2) == ["arrayfsm-original-bytes", "1000000"])
+            let results = try messages.filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            #expect(results.map { ($0["error"] as? [String: Any])?["code"] as? String } == ["invalid_argument", "invalid_argument"])
+            #expect(messages.allSatisfy { $0.topic != "no such topic" })
+        }
+    }
+
+    @Test func aLateLaunchAfterAFailedSubmissionMovesNothing() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 3)
+            _ = try await fixture.queueAll(db)
+            _ = try await db.perform(InstantiateArrayBatch(arrayID: fixture.arrayID, batchNumber: 1), logger: logger)
+            _ = try await db.perform(LogArraySubmitFailed(arrayID: fixture.arrayID, batchNumber: 1), logger: logger)
+            let late = try await db.perform(
+                TransitionArrayToLaunched(arrayID: fixture.arrayID, batchNumber: 1, nextReportIncrement: 1), logger: logger)
+            #expect(late.taskIDs.isEmpty && late.taskInstanceIDs.isEmpty)
+            #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["I": 3])
+            let processor = CommandBatchProcessor(database: db)
+            _ = try await processor.process([message(CommandMessage.json("transition_array_to_launched", id: "late", payload: [
+                "array_id": fixture.arrayID, "batch_number": 1, "next_report_increment": 1]))], logger: logger)
+            #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["I": 3], "grouped path too")
         }
     }
 }

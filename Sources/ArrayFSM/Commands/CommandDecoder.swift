@@ -41,14 +41,24 @@ public struct CommandDecoder: Sendable {
             wire = try JSONDecoder().decode(WireCommand.self, from: data)
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
             throw Undecodable(code: "not_an_object", message: "the message is JSON but not an object")
+        } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
+            throw Undecodable(code: "not_an_object", message: "the message is JSON null, not an object")
         } catch {
             throw Undecodable(code: "not_json", message: "the message is not valid UTF-8 JSON")
         }
-        guard let commandID = wire.commandID, !commandID.isEmpty, commandID.count <= CommandEnvelope.maxCommandIDLength else {
-            throw Undecodable(code: "bad_envelope", message: "command_id must be a string of 1–\(CommandEnvelope.maxCommandIDLength) characters")
+        // Bytes, not characters: "a" with thousands of combining marks is one character, and a NUL
+        // is a character PostgreSQL's text refuses; either would fail every write of the answer.
+        guard let commandID = wire.commandID, Self.isStorableName(commandID, maxBytes: CommandEnvelope.maxCommandIDLength) else {
+            throw Undecodable(
+                code: "bad_envelope", message: "command_id must be a string of 1–\(CommandEnvelope.maxCommandIDLength) UTF-8 bytes without NUL")
         }
-        guard let type = wire.type, !type.isEmpty else {
-            throw Undecodable(code: "bad_envelope", message: "type must be a non-empty string")
+        guard let type = wire.type, Self.isStorableName(type, maxBytes: 128) else {
+            throw Undecodable(code: "bad_envelope", message: "type must be a string of 1–128 UTF-8 bytes without NUL")
+        }
+        if let replyTo = wire.replyTo, !Self.isTopicName(replyTo) {
+            throw Rejected(
+                envelope: CommandEnvelope(commandID: commandID, type: type, version: wire.version ?? 1, issuedAt: wire.issuedAt, replyTo: nil),
+                error: .invalid("reply_to must be a Kafka topic name: 1–249 of A–Z a–z 0–9 . _ -"))
         }
         let envelope = CommandEnvelope(
             commandID: commandID, type: type, version: wire.version ?? 1, issuedAt: wire.issuedAt, replyTo: wire.replyTo)
@@ -58,6 +68,21 @@ public struct CommandDecoder: Sendable {
         case .failure(let error):
             throw Rejected(envelope: envelope, error: error)
         }
+    }
+}
+
+extension CommandDecoder {
+    static func isStorableName(_ text: String, maxBytes: Int) -> Bool {
+        !text.isEmpty && text.utf8.count <= maxBytes && !text.utf8.contains(0)
+    }
+
+    /// Kafka's legal topic names.
+    static func isTopicName(_ text: String) -> Bool {
+        (1...249).contains(text.utf8.count)
+            && text.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x2E || byte == 0x5F || byte == 0x2D
+            }
     }
 }
 
@@ -146,7 +171,9 @@ struct WireCommand: Decodable {
                 }
                 var steps: [Int32: String] = [:]
                 for (key, value) in byStep {
-                    guard let step = Int32(key) else { throw OperationError.invalid("distributor_ids_by_step key '\(key.prefix(40))' is not a step id") }
+                    guard let step = Int32(key), String(step) == key else {
+                        throw OperationError.invalid("distributor_ids_by_step key '\(key.prefix(40))' is not a step id in plain decimal")
+                    }
                     steps[step] = value
                 }
                 return .logArrayDistributorID(LogArrayDistributorID(
@@ -156,8 +183,9 @@ struct WireCommand: Decodable {
             var map: [Int64: String] = [:]
             map.reserveCapacity(ids.count)
             for (key, value) in ids {
-                guard let id = Int64(key) else {
-                    throw OperationError.invalid("distributor_ids key '\(key.prefix(40))' is not an integer task instance id")
+                // Canonical decimal only: "05" and "5" would otherwise both name instance 5.
+                guard let id = Int64(key), String(id) == key else {
+                    throw OperationError.invalid("distributor_ids key '\(key.prefix(40))' is not a task instance id in plain decimal")
                 }
                 map[id] = value
             }

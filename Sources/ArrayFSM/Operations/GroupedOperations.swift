@@ -74,7 +74,8 @@ extension TransitionArrayToLaunched {
             ), tasks AS (
                 UPDATE task SET status = 'O', status_date = now()
                 FROM (SELECT DISTINCT c.idx, c.array_id, ti.task_id
-                      FROM c JOIN task_instance ti ON ti.array_id = c.array_id AND ti.array_batch_num = c.batch) AS b
+                      FROM c JOIN task_instance ti
+                           ON ti.array_id = c.array_id AND ti.array_batch_num = c.batch AND ti.status = 'I') AS b
                 WHERE task.id = b.task_id AND task.array_id = b.array_id AND task.status = 'I'
                 RETURNING b.idx, task.id
             ), instances AS (

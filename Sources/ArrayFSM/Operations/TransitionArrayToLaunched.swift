@@ -37,7 +37,7 @@ public struct TransitionArrayToLaunched: BatchOperation {
                 UPDATE task SET status = 'O', status_date = now()
                 WHERE status = 'I' AND array_id = \(arrayID)
                   AND id IN (SELECT task_id FROM task_instance
-                             WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber))
+                             WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'I')
                 RETURNING id
             ), instances AS (
                 UPDATE task_instance
