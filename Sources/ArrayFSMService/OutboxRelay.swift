@@ -7,10 +7,10 @@ import Synchronization
 /// Publishes the outbox: reads the oldest rows, produces them with the idempotent producer,
 /// and deletes them only after every one has a delivery report.
 ///
-/// Each round is one transaction holding a transaction-level advisory lock, so with several
-/// `serve` instances exactly one publishes at a time, in outbox order (which keeps per-key order:
-/// one array's commands are applied by one consumer, one after the other). A round that fails
-/// deletes nothing: its rows are published again (same `event_id`s; consumers dedupe).
+/// A relay publishes while holding a session-level advisory lock, so with several `serve`
+/// instances exactly one publishes at a time, in outbox order (which keeps per-key order: one
+/// array's commands are applied by one consumer, one after the other). A round that fails deletes
+/// nothing: its rows are published again (same `event_id`s; consumers dedupe).
 public final class OutboxRelay: Sendable {
     let database: ArrayDatabase
     let producer: KafkaProducer
@@ -60,7 +60,7 @@ public final class OutboxRelay: Sendable {
             for await _ in stream {
                 if Task.isCancelled { break }
                 do {
-                    while try await publishRound() == batchSize {}  // more may be waiting
+                    try await publishAvailable()
                     backoff = .milliseconds(100)
                 } catch {
                     logger.warning("outbox relay round failed; retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
@@ -77,43 +77,73 @@ public final class OutboxRelay: Sendable {
     /// If another instance's relay holds the lock, that relay publishes the rest.
     @discardableResult
     public func drain() async throws -> Int {
-        var total = 0
-        while true {
-            guard let count = try await publishRound(), count > 0 else { return total }
-            total += count
+        try await asLeader { connection in
+            var total = 0
+            while true {
+                let count = try await publishRound(on: connection)
+                total += count
+                if count == 0 { return total }
+            }
+        } ?? 0
+    }
+
+    /// Publishes until a round finds fewer rows than a full batch; nil when another relay leads.
+    @discardableResult
+    func publishAvailable() async throws -> Int? {
+        try await asLeader { connection in
+            var total = 0
+            while true {
+                let count = try await publishRound(on: connection)
+                total += count
+                if count < batchSize { return total }
+            }
         }
     }
 
-    /// One round: lock, read, produce, await delivery, delete, commit. Returns rows published,
-    /// or nil when another relay holds the lock.
-    func publishRound() async throws -> Int? {
-        try await database.transaction(logger: logger) { connection in
+    /// Runs `body` holding the relay's session-level advisory lock on a connection of its own, so
+    /// one relay publishes at a time without keeping a transaction open while Kafka acknowledges
+    /// (an open transaction would hold back vacuum and HOT pruning on the hot tables). Returns nil
+    /// when another relay holds the lock.
+    func asLeader<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result? {
+        try await database.client.withConnection { connection in
             var locked = false
-            for try await got in try await connection.query("SELECT pg_try_advisory_xact_lock(\(Self.lockKey))", logger: logger)
+            for try await got in try await connection.query("SELECT pg_try_advisory_lock(\(Self.lockKey))", logger: logger)
                 .decode(Bool.self)
             {
                 locked = got
             }
             guard locked else { return nil }
-            // Losing this DELETE in a crash only publishes the rows again (same event ids), so the
-            // relay's commit need not wait for the WAL flush; the commands' commits always do.
-            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
-            let rows = try await Outbox.oldest(batchSize, on: connection, logger: logger)
-            guard !rows.isEmpty else { return 0 }
-            let messages = rows.map { row in
-                KafkaOutgoingMessage(
-                    topic: row.message.topic, key: row.message.key, value: row.message.value,
-                    headers: stride(from: 0, to: row.message.headers.count - 1, by: 2).map {
-                        KafkaHeader(name: row.message.headers[$0], string: row.message.headers[$0 + 1])
-                    })
+            do {
+                let result = try await body(connection)
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                return result
+            } catch {
+                // The connection may be broken, which releases the lock too.
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                throw error
             }
-            let report = try await producer.send(messages)
-            guard report.isComplete else {
-                throw report.failures[0]
-            }
-            try await Outbox.delete(rows.map(\.id), on: connection, logger: logger)
-            published.add(rows.count, ordering: .relaxed)
-            return rows.count
         }
+    }
+
+    /// One round, no transaction held across it: read the oldest rows, produce them, await every
+    /// delivery report, delete them. A crash between produce and delete publishes them again
+    /// (same event ids; consumers dedupe). Returns rows published.
+    func publishRound(on connection: PostgresConnection) async throws -> Int {
+        let rows = try await Outbox.oldest(batchSize, on: connection, logger: logger)
+        guard !rows.isEmpty else { return 0 }
+        let messages = rows.map { row in
+            KafkaOutgoingMessage(
+                topic: row.message.topic, key: row.message.key, value: row.message.value,
+                headers: stride(from: 0, to: row.message.headers.count - 1, by: 2).map {
+                    KafkaHeader(name: row.message.headers[$0], string: row.message.headers[$0 + 1])
+                })
+        }
+        let report = try await producer.send(messages)
+        guard report.isComplete else {
+            throw report.failures[0]
+        }
+        try await Outbox.delete(rows.map(\.id), on: connection, logger: logger)
+        published.add(rows.count, ordering: .relaxed)
+        return rows.count
     }
 }
