@@ -30,12 +30,18 @@ public enum Outbox {
         public var message: OutboxMessage
     }
 
-    /// The oldest `limit` rows, oldest first.
-    public static func oldest(_ limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> [Row] {
+    /// The oldest `limit` rows, oldest first, leaving out `excluded` (rows already in flight).
+    ///
+    /// Not "rows after the last one read": identity values are taken at insert and committed
+    /// later, so a row with a lower id can appear after a higher one was read.
+    public static func oldest(_ limit: Int, excluding excluded: Set<Int64> = [], on connection: PostgresConnection,
+                              logger: Logger) async throws -> [Row] {
         let rows = try await connection.query(
             """
             SELECT id, topic, key IS NOT NULL, coalesce(key, ''), value, headers
-            FROM arrayfsm_outbox ORDER BY id LIMIT \(limit)
+            FROM arrayfsm_outbox
+            WHERE id NOT IN (SELECT unnest(\(Array(excluded))::bigint[]))
+            ORDER BY id LIMIT \(limit)
             """, logger: logger)
         var result: [Row] = []
         for try await (id, topic, hasKey, key, value, headers) in rows.decode((Int64, String, Bool, ByteBuffer, ByteBuffer, [String]).self) {

@@ -36,6 +36,9 @@ public struct ServeBenchmark: Sendable {
         public var rows: Int
         public var seconds: Double
         public var latencies: [Double]  // milliseconds, sorted
+        /// Medians of where the time went, in milliseconds: send → applied (`processed_at`),
+        /// applied → relayed (the result's Kafka timestamp), relayed → read.
+        public var stages: (applied: Double, relayed: Double, read: Double)? = nil
         public var rowsPerSecond: Double { Double(rows) / seconds }
         public var commandsPerSecond: Double { Double(commands) / seconds }
         public func percentile(_ p: Double) -> Double {
@@ -127,8 +130,10 @@ public struct ServeBenchmark: Sendable {
         let sentAt = Mutex<[Double]>(Array(repeating: 0, count: encoded.count))
         let start = ContinuousClock.now
         let clock = ContinuousClock.now
-        let readTask = Task { () throws -> [Double] in
+        let sentAtWall = Mutex<[Double]>(Array(repeating: 0, count: encoded.count))
+        let readTask = Task { () throws -> ([Double], [(Double, Double, Double)]) in
             var latencies: [Double] = []
+            var stages: [(Double, Double, Double)] = []
             var seen = Set<Int>()
             let deadline = ContinuousClock.now + .seconds(600)
             while seen.count < encoded.count && ContinuousClock.now < deadline {
@@ -137,9 +142,14 @@ public struct ServeBenchmark: Sendable {
                     seen.insert(id)
                     let now = (ContinuousClock.now - clock).seconds
                     latencies.append((now - sentAt.withLock { $0[id] }) * 1000)
+                    let readWall = Date().timeIntervalSince1970 * 1000
+                    if let relayed = record.timestampMilliseconds, let applied = Self.processedAt(record) {
+                        let sent = sentAtWall.withLock { $0[id] }
+                        stages.append((applied - sent, Double(relayed) - applied, readWall - Double(relayed)))
+                    }
                 }
             }
-            return latencies
+            return (latencies, stages)
         }
         if let rate {
             let perTick = max(1, rate / 100)
@@ -149,6 +159,8 @@ public struct ServeBenchmark: Sendable {
                 let slice = Array(encoded[index..<min(index + perTick, encoded.count)])
                 let now = (ContinuousClock.now - clock).seconds
                 sentAt.withLock { for offset in 0..<slice.count { $0[index + offset] = now } }
+                let wall = Date().timeIntervalSince1970 * 1000
+                sentAtWall.withLock { for offset in 0..<slice.count { $0[index + offset] = wall } }
                 try await harness.produce(slice.map { ($0.key, $0.value) }, waitForDelivery: false)
                 index += slice.count
                 let elapsed = ContinuousClock.now - tickStart
@@ -157,14 +169,30 @@ public struct ServeBenchmark: Sendable {
         } else {
             let now = (ContinuousClock.now - clock).seconds
             sentAt.withLock { for index in 0..<encoded.count { $0[index] = now } }
+            let wall = Date().timeIntervalSince1970 * 1000
+            sentAtWall.withLock { for index in 0..<encoded.count { $0[index] = wall } }
             try await harness.produce(encoded.map { ($0.key, $0.value) }, waitForDelivery: false)
         }
-        let latencies = try await readTask.value.sorted()
+        let (unsorted, stageSamples) = try await readTask.value
+        let latencies = unsorted.sorted()
+        func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
         let seconds = (ContinuousClock.now - start).seconds
         guard latencies.count == encoded.count else {
             throw ChildProcess.Failure(description: "\(name): \(latencies.count) of \(encoded.count) results arrived")
         }
-        return Phase(name: name, commands: encoded.count, rows: rows, seconds: seconds, latencies: latencies)
+        var phase = Phase(name: name, commands: encoded.count, rows: rows, seconds: seconds, latencies: latencies)
+        if !stageSamples.isEmpty {
+            phase.stages = (median(stageSamples.map(\.0)), median(stageSamples.map(\.1)), median(stageSamples.map(\.2)))
+        }
+        return phase
+    }
+
+    /// A result event's `processed_at` in milliseconds since 1970.
+    static func processedAt(_ record: KafkaRecord) -> Double? {
+        guard let text = record.json["processed_at"] as? String else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text).map { $0.timeIntervalSince1970 * 1000 }
     }
 
     static func commandIndex(_ record: KafkaRecord, tag: Substring) -> Int? {

@@ -160,8 +160,11 @@ public struct KafkaRecord: Sendable {
     public var key: [UInt8]?
     public var value: [UInt8]?
     public var headers: [KafkaHeader]
+    /// The message's timestamp (CreateTime: when the producer sent it), milliseconds since 1970.
+    public var timestampMilliseconds: Int64?
 
     init(_ message: KafkaMessage) {
+        timestampMilliseconds = message.timestampMilliseconds
         partition = message.partition
         offset = message.offset
         key = message.key

@@ -89,6 +89,10 @@ struct BenchServeCommand: AsyncParsableCommand {
                 "  " + phase.name.padding(toLength: 36, withPad: " ", startingAt: 0)
                     + String(format: "%9d %12.0f %9.1f %9.1f", phase.commands, phase.commandsPerSecond,
                              phase.percentile(0.5), phase.percentile(0.99)))
+            if let stages = phase.stages {
+                lines.append(String(format: "      medians: sent → applied %.1f ms, applied → relayed %.1f ms, relayed → read %.1f ms",
+                                    stages.applied, stages.relayed, stages.read))
+            }
         }
         lines.append("  targets: launch ≥ 2,000/s; get_array_max_concurrently_running ≥ 5,000/s (Jobmon ≈ 45/s); p99 < 50 ms at 1,000/s")
         return lines.joined(separator: "\n")
