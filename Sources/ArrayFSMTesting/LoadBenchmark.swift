@@ -71,7 +71,7 @@ public struct LoadBenchmark: Sendable {
             let deadline = ContinuousClock.now + .seconds(1800)
             while seen < total && ContinuousClock.now < deadline {
                 for record in try await reader.poll() {
-                    guard let id = record.json["command_id"] as? String, let index = indexByID[id], latencies[index] < 0 else { continue }
+                    guard let id = record.stringField("command_id"), let index = indexByID[id], latencies[index] < 0 else { continue }
                     latencies[index] = ((ContinuousClock.now - clock).seconds - sentAt.withLock { $0[index] }) * 1000
                     seen += 1
                 }

@@ -317,7 +317,7 @@ extension KafkaRecord {
     /// parsing whole results (a 1,000-TI command's result lists 2,000 ids) took a fifth of the
     /// machine's CPU during phase (a) and slowed what it measures. Event fields are written by
     /// arrayfsm's encoder without whitespace, and command ids here contain no escapes.
-    func stringField(_ name: String) -> String? {
+    public func stringField(_ name: String) -> String? {
         guard let value else { return nil }
         let needle = Array("\"\(name)\":\"".utf8)
         return value.withUnsafeBufferPointer { bytes -> String? in

@@ -5,30 +5,40 @@ import Kafka
 import Logging
 import Synchronization
 
-/// A running `serve` for tests: an in-process mock Kafka cluster with the arrayfsm topics (or
-/// `KAFKA_BOOTSTRAP_SERVERS`), the server on a test database, a producer for commands, and a
-/// reader for the events.
+/// A running `serve` for tests: an in-process mock Kafka cluster with the arrayfsm topics (or an
+/// external broker, for `arrayfsm bench`), the server on a test database, a producer for
+/// commands, and a reader for the events.
 public final class ServiceHarness: Sendable {
     public let database: ArrayDatabase
     public let bootstrapServers: String
     public let topics: Topics
     public let producer: KafkaProducer
     public let groupID: String
-    let cluster: MockKafkaCluster
+    /// The in-process cluster, unless the harness uses an external broker.
+    public let cluster: MockKafkaCluster?
     let servers = Mutex<[(ArrayFSMServer, Task<Void, any Error>)]>([])
     let logger: Logger
 
     /// Starts a cluster with `partitions` partitions per topic; no server yet (``startServer()``).
-    public init(database: ArrayDatabase, partitions: Int32 = 4, logger: Logger = TestPostgres.logger) throws {
+    public convenience init(database: ArrayDatabase, partitions: Int32 = 4, logger: Logger = TestPostgres.logger) throws {
         var topics = Topics()
         topics.commands = "commands-\(UUID().uuidString.prefix(8))"
+        let cluster = try MockKafkaCluster(brokers: 1, topics: Dictionary(uniqueKeysWithValues: topics.all.map { ($0, partitions) }))
+        try self.init(database: database, bootstrapServers: cluster.bootstrapServers, topics: topics,
+                      groupID: "arrayfsm-test-\(UUID().uuidString.prefix(8))", cluster: cluster, logger: logger)
+    }
+
+    /// Uses a broker that is already running (topics are created by `serve` when it starts, or
+    /// must exist); `groupID` is the group of the `serve` instances measured or started.
+    public init(database: ArrayDatabase, bootstrapServers: String, topics: Topics, groupID: String,
+                cluster: MockKafkaCluster? = nil, logger: Logger = TestPostgres.logger) throws {
         self.topics = topics
-        self.cluster = try MockKafkaCluster(brokers: 1, topics: Dictionary(uniqueKeysWithValues: topics.all.map { ($0, partitions) }))
-        self.bootstrapServers = cluster.bootstrapServers
+        self.cluster = cluster
+        self.bootstrapServers = bootstrapServers
         self.database = database
-        self.groupID = "arrayfsm-test-\(UUID().uuidString.prefix(8))"
+        self.groupID = groupID
         self.producer = try KafkaProducer(
-            configuration: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, clientID: "test-producer", properties: ["linger.ms": "1"]))
+            configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "test-producer", properties: ["linger.ms": "1"]))
         self.logger = logger
     }
 
@@ -102,7 +112,7 @@ public final class ServiceHarness: Sendable {
     public func shutdown() async throws {
         try await stopServers()
         await producer.close()
-        cluster.stop()
+        cluster?.stop()
     }
 
     /// Produces command messages (key, value) in order; waits for their delivery unless told not to.

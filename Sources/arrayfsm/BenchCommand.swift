@@ -1,6 +1,7 @@
 import ArgumentParser
 import ArrayFSM
 import ArrayFSMLoad
+import ArrayFSMService
 import ArrayFSMTesting
 import Foundation
 
@@ -11,15 +12,36 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Seed, generate and replay a workload through serve; report commands/s, TIs/s, latency and the direct-SQL ratio.",
         discussion: """
-            Uses the database given (or a throwaway durable PostgreSQL), librdkafka's mock cluster in this
-            process, and `arrayfsm serve` as a child process. The workload comes from the same spec
-            flags as gen and seed.
+            Uses the database given (or a throwaway durable PostgreSQL) and the broker given (or librdkafka's
+            mock cluster in this process). With --serve child (the default) it runs `arrayfsm serve` as a
+            child process; with --serve running it measures the serve instances already consuming the
+            topics (give the same --database-url they use). The workload comes from the same spec flags
+            as gen and seed; with a reused database, move it with --first-array-id and friends in a spec file.
             """
     )
 
+    enum ServeMode: String, ExpressibleByArgument, CaseIterable {
+        /// Start `arrayfsm serve` as a child process for the run.
+        case child
+        /// Measure the `serve` instances already running against this database and broker.
+        case running
+    }
+
     @OptionGroup var spec: LoadSpecOptions
     @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL); default: a throwaway cluster") var databaseURL: String?
+    @Option(help: "host:port,… of a running broker (env ARRAYFSM_BOOTSTRAP_SERVERS); default: a mock cluster in this process")
+    var bootstrapServers: String?
+    @Option(help: "child: start serve for the run; running: use the serve instances already running (needs --bootstrap-servers).")
+    var serve: ServeMode = .child
+    @Option(help: "Commands topic (env ARRAYFSM_COMMANDS_TOPIC)") var commandsTopic: String?
+    @Option(help: "Results topic (env ARRAYFSM_RESULTS_TOPIC)") var resultsTopic: String?
     @Flag(help: "Print the report as JSON.") var json = false
+
+    func validate() throws {
+        if serve == .running && Environment.value(bootstrapServers, "ARRAYFSM_BOOTSTRAP_SERVERS") == nil {
+            throw ValidationError("--serve running measures serve instances on a broker: give --bootstrap-servers")
+        }
+    }
 
     func run() async throws {
         let resolved = try spec.resolve()
@@ -28,14 +50,29 @@ struct BenchCommand: AsyncParsableCommand {
         defer { cluster?.stop() }
         let report = try await url.withClient(maxConnections: 6, logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
-            let harness = try ServiceHarness(database: ArrayDatabase(client: client), partitions: 16, logger: logger)
-            let serve = try harness.startServerProcess(
-                binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path, databaseURL: url)
+            let database = ArrayDatabase(client: client)
+            let harness: ServiceHarness
+            if let bootstrap = Environment.value(bootstrapServers, "ARRAYFSM_BOOTSTRAP_SERVERS") {
+                var topics = Topics()
+                topics.commands = Environment.value(commandsTopic, "ARRAYFSM_COMMANDS_TOPIC") ?? topics.commands
+                topics.results = Environment.value(resultsTopic, "ARRAYFSM_RESULTS_TOPIC") ?? topics.results
+                let group = serve == .running
+                    ? Environment.value(nil, "ARRAYFSM_GROUP_ID") ?? "arrayfsm" : "arrayfsm-bench-\(UUID().uuidString.prefix(8))"
+                harness = try ServiceHarness(database: database, bootstrapServers: bootstrap, topics: topics, groupID: group, logger: logger)
+            } else {
+                harness = try ServiceHarness(database: database, partitions: 16, logger: logger)
+            }
+            let child = serve == .child
+                ? try harness.startServerProcess(
+                    binary: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path, databaseURL: url)
+                : nil
             let report = try await LoadBenchmark(spec: resolved).run(harness, logger: logger) { line in
                 FileHandle.standardError.write(Data("… \(line)\n".utf8))
             }
-            serve.signal(SIGTERM)
-            _ = await serve.wait(timeout: .seconds(60))
+            if let child {
+                child.signal(SIGTERM)
+                _ = await child.wait(timeout: .seconds(60))
+            }
             try await harness.shutdown()
             return report
         }
