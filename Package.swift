@@ -72,12 +72,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The fault-injection suite: serve under kills, rebalances, restarts, bad input and lock
+        // contention, checked by an oracle against a clean run.
+        .target(
+            name: "ArrayFSMChaos",
+            dependencies: [
+                "ArrayFSM",
+                "ArrayFSMService",
+                "ArrayFSMLoad",
+                "ArrayFSMTesting",
+                "Kafka",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The command line: argument parsing and wiring only.
         .executableTarget(
             name: "arrayfsm",
             dependencies: [
                 "ArrayFSM",
                 "ArrayFSMTesting",
+                "ArrayFSMChaos",
                 "ArrayFSMService",
                 "ArrayFSMLoad",
                 "Kafka",
@@ -96,6 +111,7 @@ let package = Package(
         .testTarget(name: "ArrayFSMServiceTests", dependencies: ["ArrayFSMService", "ArrayFSMTesting", "Kafka"]),
         .testTarget(name: "ArrayFSMLoadTests", dependencies: ["ArrayFSMLoad", "ArrayFSMTesting", "Kafka"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "ArrayFSMChaosTests", dependencies: ["ArrayFSMChaos", "ArrayFSMTesting"]),
         // A consumer-group member that KafkaTests starts and kills with SIGKILL.
         .executableTarget(name: "kafka-test-consumer", dependencies: ["Kafka"]),
         // The Kafka-layer benchmark: the wrapper against plain C loops on the same broker, same run.

@@ -2,6 +2,7 @@ import ArrayFSM
 import Foundation
 import Kafka
 import Logging
+import Synchronization
 
 /// The consumer loop: poll a batch of commands, apply it in one transaction, then (and only then)
 /// store the offsets, and wake the relay.
@@ -19,11 +20,25 @@ public final class CommandConsumer: Sendable {
     let maxWait: Duration
     let logger: Logger
     let observer: (any CommandObserver)?
+    /// How long one batch may take before ``onStall`` runs; nil never.
+    let batchTimeout: Duration?
+    /// Runs (once per stalled batch) when a batch outlives ``batchTimeout``. `serve` exits here.
+    let onStall: (@Sendable (Duration) -> Void)?
+    /// When the last poll returned messages (or the loop started).
+    private let lastMessages = Mutex(ContinuousClock.now)
 
+    /// - Parameters:
+    ///   - batchTimeout: a batch that takes longer is stuck, not slow: e.g. a database connection
+    ///     that never answers after a server restart. Nothing inside the process can reliably free
+    ///     it, so `serve` exits (`onStall`) and its supervisor restarts it: no offsets were committed
+    ///     for the batch, so it is redelivered and the processed-commands table keeps it exactly-once.
     public init(
         consumer: KafkaConsumer, processor: CommandBatchProcessor, relay: OutboxRelay?, topics: Topics,
-        maxBatch: Int = 500, maxWait: Duration = .milliseconds(20), observer: (any CommandObserver)? = nil, logger: Logger
+        maxBatch: Int = 500, maxWait: Duration = .milliseconds(20), observer: (any CommandObserver)? = nil,
+        batchTimeout: Duration? = nil, onStall: (@Sendable (Duration) -> Void)? = nil, logger: Logger
     ) {
+        self.batchTimeout = batchTimeout
+        self.onStall = onStall
         self.consumer = consumer
         self.processor = processor
         self.relay = relay
@@ -41,6 +56,8 @@ public final class CommandConsumer: Sendable {
     /// then leaves the group cleanly (committing stored offsets).
     public func run(until shouldStop: @escaping @Sendable () -> Bool = { false }) async throws {
         try consumer.subscribe(topics: [topics.commands])
+        let liveness = batchTimeout.map { timeout in Task { await watchForStarvation(timeout) } }
+        defer { liveness?.cancel() }
         var backoff = Duration.milliseconds(100)
         defer { logger.info("command consumer stopped") }
         while !shouldStop() && !Task.isCancelled {
@@ -49,8 +66,19 @@ public final class CommandConsumer: Sendable {
                 logger.info("rebalance", metadata: ["event": "\(event)"])
             }
             guard !polled.messages.isEmpty else { continue }
+            lastMessages.withLock { $0 = .now }
             let incoming = polled.messages.map(IncomingCommand.init)
             let started = ContinuousClock.now
+            let watchdog = batchTimeout.map { timeout in
+                Task { [logger, onStall] in
+                    try await Task.sleep(for: timeout)
+                    logger.critical("a batch did not finish; the process is stuck", metadata: [
+                        "timeout": "\(timeout)", "commands": "\(incoming.count)",
+                    ])
+                    onStall?(timeout)
+                }
+            }
+            defer { watchdog?.cancel() }
             do {
                 let outcome = try await processor.process(incoming, logger: logger)
                 backoff = .milliseconds(100)
@@ -66,6 +94,30 @@ public final class CommandConsumer: Sendable {
             }
         }
         await consumer.close()
+    }
+
+    /// The other way to be stuck: assigned partitions with commands waiting, and no message
+    /// fetched for `timeout` (seen once in ~8 runs of the chaos suite's PostgreSQL scenario on a
+    /// starved machine: a consumer assigned everything and fetched nothing). Checks twice per
+    /// `timeout`; calls ``onStall`` if commands wait past the committed offsets.
+    func watchForStarvation(_ timeout: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: timeout / 2)
+            let quiet = ContinuousClock.now - lastMessages.withLock { $0 }
+            guard quiet > timeout, let assigned = try? consumer.assignment(), !assigned.isEmpty else { continue }
+            guard let committed = try? await consumer.committedOffsets(for: assigned) else { continue }
+            var waiting: Int64 = 0
+            for partition in assigned {
+                guard let high = try? await consumer.watermarks(of: partition).high else { continue }
+                waiting += max(0, high - max(0, committed[partition] ?? 0))
+            }
+            guard waiting > 0, ContinuousClock.now - lastMessages.withLock({ $0 }) > timeout else { continue }
+            logger.critical("no command fetched while commands wait on assigned partitions; the consumer is stuck", metadata: [
+                "quiet": "\(quiet)", "waiting": "\(waiting)", "partitions": "\(assigned.count)",
+            ])
+            onStall?(timeout)
+            return
+        }
     }
 
     /// Marks the batch processed. A partition revoked meanwhile fails with a state error: its

@@ -64,6 +64,13 @@ public final class ChildProcess: Sendable {
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
+    /// The exit code if the child has ended (reaping it), nil while it runs. Call once it returned a code: not again.
+    public func exitCodeIfEnded() -> Int32? {
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
     /// Waits up to `timeout` without blocking a thread of the cooperative pool for long; nil on timeout.
     public func wait(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout

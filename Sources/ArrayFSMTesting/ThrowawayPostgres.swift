@@ -14,6 +14,8 @@ public final class ThrowawayPostgres: Sendable {
     public let url: DatabaseURL
     /// The cluster's directory (data in `data/`, server log in `log`).
     public let directory: String
+    /// The server's command-line options (kept for restarts).
+    let options: String
 
     /// Server settings for a cluster whose data is thrown away: no fsync, no synchronous commit.
     /// Benchmarks that claim durability must not use them.
@@ -42,7 +44,16 @@ public final class ThrowawayPostgres: Sendable {
         try Self.run(binaries + "/pg_ctl", ["-D", directory + "/data", "-o", options, "-l", directory + "/log", "-w", "-t", "60", "start"],
                      asPostgres: runAsPostgres)
         self.directory = directory
+        self.options = options
         self.url = try DatabaseURL("postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable")
+    }
+
+    /// Restarts the server with a fast shutdown (clients are disconnected, transactions in flight
+    /// roll back), on the same port: what an operator's `pg_ctl restart -m fast` does.
+    public func restart() throws {
+        try Self.run(try Self.findBinaries() + "/pg_ctl",
+                     ["-D", directory + "/data", "-o", options, "-l", directory + "/log", "-m", "fast", "-w", "-t", "60", "restart"],
+                     asPostgres: getuid() == 0)
     }
 
     /// Stops the server at once and deletes the directory.

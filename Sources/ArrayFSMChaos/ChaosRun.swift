@@ -1,0 +1,222 @@
+import ArrayFSM
+import ArrayFSMLoad
+import ArrayFSMService
+import ArrayFSMTesting
+import Foundation
+import Kafka
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// One scenario of the fault-injection suite: a generated workload replayed through `serve`
+/// child processes while faults are injected, then checked by an oracle against a clean run of
+/// the same messages applied one batch after another on a database of its own.
+///
+/// Everything is on 127.0.0.1: a throwaway PostgreSQL for this run (so it can be restarted), the
+/// in-process mock Kafka cluster, and `serve` connecting as the least-privilege role
+/// ``ServiceRole``.
+public struct ChaosRun: Sendable {
+    public var scenario: ChaosScenario
+    public var size: ChaosSize
+    /// The `arrayfsm` executable that runs `serve`.
+    public var binary: String
+    public var seed: UInt64
+    /// Breaks the run on purpose, to show the oracle is not vacuous (tests only).
+    public var sabotage: Sabotage?
+
+    /// Ways to break a run that the oracle must notice.
+    public struct Sabotage: Sendable {
+        /// Good messages left out of the replay (their commands are never applied).
+        public var dropMessages: Int
+        /// Tasks whose attempt counter is bumped directly (as if a command were applied twice).
+        public var bumpAttempts: Int
+
+        public init(dropMessages: Int = 0, bumpAttempts: Int = 0) {
+            self.dropMessages = dropMessages
+            self.bumpAttempts = bumpAttempts
+        }
+    }
+
+    public init(scenario: ChaosScenario, size: ChaosSize = .small, binary: String, seed: UInt64 = 42) {
+        self.scenario = scenario
+        self.size = size
+        self.binary = binary
+        self.seed = seed
+    }
+
+    public func run(logger: Logger, progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> ChaosReport {
+        let started = ContinuousClock.now
+        let postgres = try ThrowawayPostgres(settings: ThrowawayPostgres.fastSettings + ["deadlock_timeout=100ms"])
+        defer { postgres.stop() }
+        try await postgres.url.withClient(maxConnections: 1, logger: logger) { admin in
+            for name in ["chaos_clean", "chaos_run"] {
+                try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+            }
+        }
+        var spec = LoadSpec()
+        spec.seed = seed
+        spec.workflows = size.workflows
+        spec.arraysPerWorkflow = size.arraysPerWorkflow
+        spec.maxTasks = size.maxTasks
+        spec.batchSize = 100
+        spec.killFraction = 0.1
+        let harnessTopics = Topics()
+        var records: [TopicDumpRecord] = []
+        _ = WorkloadGenerator(spec: spec, topic: harnessTopics.commands).generate { records.append($0) }
+        if scenario == .badInput {
+            var random = SplitMix64(seed: seed)
+            let duplicated = (0..<5).map { _ in records[Int.random(in: 0..<records.count, using: &random)] }
+            let bad = BadInput.messages(arrays: spec.plan(), duplicateOf: duplicated, topic: harnessTopics.commands)
+            let (single, duplicates) = (bad.prefix(bad.count - duplicated.count), bad.suffix(duplicated.count))
+            for record in single { records.insert(record, at: Int.random(in: 0...records.count, using: &random)) }
+            records += duplicates  // after their originals, in the same partitions
+        }
+
+        progress("\(scenario.rawValue): clean run of \(records.count) messages")
+        let cleanURL = postgres.url.withDatabase("chaos_clean")
+        let expected = try await cleanURL.withClient(maxConnections: 2, logger: logger) { client in
+            try await CleanRun(records: records, spec: spec, topics: harnessTopics).ledger(client, logger: logger)
+        }
+
+        let chaosURL = postgres.url.withDatabase("chaos_run")
+        return try await chaosURL.withClient(maxConnections: 4, logger: logger) { client in
+            let database = ArrayDatabase(client: client)
+            try await Migrator().migrate(client, logger: logger)
+            try await Seeder(spec: spec).seed(client, logger: logger)
+            try await ServiceRole.create(on: client, lockTimeout: scenario == .locks ? "300ms" : nil, logger: logger)
+            var serveURL = chaosURL
+            serveURL.username = ServiceRole.name
+
+            let harness = try ServiceHarness(database: database, partitions: Self.commandPartitions, logger: logger)
+            let fleet = ServeFleet(harness: harness, binary: binary, databaseURL: serveURL)
+            try fleet.add()
+            let monitor = ProgressMonitor(client: client, logger: logger)
+            let monitorTask = Task { await monitor.run() }
+            let supervisor = Task {
+                while !Task.isCancelled {
+                    try? fleet.supervise()
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+            }
+
+            progress("\(scenario.rawValue): replaying while injecting \(scenario == .badInput ? 1 : size.faults) faults")
+            let workload = Array(records.dropLast(sabotage?.dropMessages ?? 0))
+            let injector = FaultInjector(scenario: scenario, size: size, fleet: fleet, postgres: postgres, harness: harness,
+                                         client: client, arrays: spec.plan(), logger: logger)
+            let faults = try await withThrowingTaskGroup(of: [ProgressMonitor.Fault].self) { group in
+                group.addTask { try await replay(workload, harness: harness); return [] }
+                group.addTask { try await injector.inject() }
+                var all: [ProgressMonitor.Fault] = []
+                for try await faults in group { all += faults }
+                return all
+            }
+
+            progress("\(scenario.rawValue): waiting for every command to be answered")
+            let answered = try await waitForCompletion(expected, client: client, harness: harness, fleet: fleet,
+                                                       timeout: .seconds(sabotage == nil ? 240 : 20))
+            var tails = answered ? [] : fleet.outputTails()
+            if !answered {
+                // What the service's connections were doing when it stopped making progress.
+                let rows = try? await client.query(
+                    """
+                    SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, ''), extract(epoch FROM now() - state_change)::float8, left(query, 80)
+                    FROM pg_stat_activity WHERE usename = \(ServiceRole.name)
+                    """, logger: logger)
+                if let rows {
+                    for try await (pid, state, wait, age, query) in rows.decode((Int32, String?, String, Double?, String?).self) {
+                        tails.append("backend \(pid): \(state ?? "?") \(wait) for \(Int(age ?? 0)) s: \(query ?? "")")
+                    }
+                }
+            }
+            supervisor.cancel()
+            await supervisor.value
+            await fleet.stopAll()
+            monitorTask.cancel()
+            let samples = await monitorTask.value
+
+            if let bump = sabotage?.bumpAttempts, bump > 0 {
+                try await client.query(
+                    "UPDATE task SET num_attempts = num_attempts + 1 WHERE id IN (SELECT id FROM task ORDER BY id LIMIT \(bump))",
+                    logger: logger)
+            }
+            progress("\(scenario.rawValue): checking")
+            var report = try await Oracle(expected: expected, topics: harness.topics, harness: harness, client: client, cleanURL: cleanURL)
+                .check(logger: logger)
+            if !answered {
+                report.violations.insert("not every command was answered within the time limit; serve's last lines:\n"
+                                         + tails.joined(separator: "\n"), at: 0)
+            }
+            report.scenario = scenario
+            report.commands = records.count
+            report.faultsInjected = faults.count
+            report.serveExits = fleet.unexpectedExits
+            let recoveries = faults.compactMap { ProgressMonitor.recovery(after: $0, samples: samples) }.sorted()
+            report.recoveryP50 = recoveries.isEmpty ? nil : recoveries[recoveries.count / 2]
+            report.recoveryMax = recoveries.last
+            report.seconds = (ContinuousClock.now - started).seconds
+            try await harness.shutdown()
+            return report
+        }
+    }
+
+    /// Produces the messages in order (per-key order is kept), spread over the fault window so
+    /// faults land while commands are in flight.
+    func replay(_ records: [TopicDumpRecord], harness: ServiceHarness) async throws {
+        // A 10 MB message needs a producer that may send one (the broker and serve must cope).
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(
+            bootstrapServers: harness.bootstrapServers, clientID: "chaos-replay",
+            properties: ["linger.ms": "5", "message.max.bytes": "16000000"]))
+        let window = Double(size.faults) * size.faultInterval + 2
+        let ticks = max(1, Int(window * 10))
+        let perTick = max(1, (records.count + ticks - 1) / ticks)
+        var unkeyed = 0
+        for start in stride(from: 0, to: records.count, by: perTick) {
+            let slice = records[start..<min(start + perTick, records.count)]
+            let report = try await producer.send(slice.map { record in
+                KafkaOutgoingMessage(topic: harness.topics.commands, partition: Self.partition(of: record, unkeyed: &unkeyed),
+                                     key: record.key, value: record.payload)
+            })
+            if let failure = report.failures.first { throw failure }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await producer.close()
+    }
+
+    /// Partitions of the commands topic: messages go to the first `commandPartitions - 1` by key;
+    /// the last one takes only messages over 1 MiB. librdkafka's mock cluster keeps just the newest
+    /// ~5 MB of a partition, so a 10 MB message would push the unread commands before it out of
+    /// their partition (a broker's retention, which no consumer can undo).
+    static let commandPartitions: Int32 = 5
+
+    static func partition(of record: TopicDumpRecord, unkeyed: inout Int) -> Int32 {
+        if (record.payload?.count ?? 0) > 1 << 20 { return commandPartitions - 1 }
+        guard let key = record.key else {
+            unkeyed += 1
+            return Int32(unkeyed % Int(commandPartitions - 1))
+        }
+        // FNV-1a: the same key always lands in the same partition, which keeps per-array order.
+        var hash: UInt32 = 2_166_136_261
+        for byte in key { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return Int32(hash % UInt32(commandPartitions - 1))
+    }
+
+    /// Waits until the service answered as many commands as the clean run and dead-lettered as many
+    /// messages; restarts a member if none is left running (a fault may end with none).
+    func waitForCompletion(_ expected: EventLedger, client: PostgresClient, harness: ServiceHarness, fleet: ServeFleet,
+                           timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let processed = (try? await client.query("SELECT count(*) FROM arrayfsm_processed_command").decode(Int64.self)
+                .reduce(0) { $0 + $1 }) ?? 0
+            let deadLetters = (try? await TopicReader(harness: harness).endOffsets(harness.topics.deadLetters).values.reduce(0, +)) ?? 0
+            let outbox = (try? await client.query("SELECT count(*) FROM arrayfsm_outbox").decode(Int64.self).reduce(0) { $0 + $1 }) ?? 1
+            if processed >= expected.answers.count && deadLetters >= expected.deadLetters.count && outbox == 0 { return true }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        return false
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,43 @@
+import Foundation
+
+/// What the events say, reduced to what two runs of the same workload must agree on: per command,
+/// its distinct result events and its answer; per command, how many ids moved per transition; the
+/// distinct dead letters. Re-published copies (same `event_id`) count once.
+struct EventLedger: Sendable {
+    /// Command id → distinct result event ids (a multi-part result counts as one event).
+    var resultEvents: [String: Set<String>] = [:]
+    /// Command id → `ok`, or `rejected:<code>`.
+    var answers: [String: String] = [:]
+    /// Command id → "entity from→to" → ids moved.
+    var transitions: [String: [String: Int]] = [:]
+    /// Dead letters, by where the message came from.
+    var deadLetters: Set<String> = []
+    private var seenTransitionEvents: Set<String> = []
+
+    mutating func addResult(_ value: [UInt8]) {
+        guard let event = Self.object(value), let commandID = event["command_id"] as? String,
+              let eventID = event["event_id"] as? String else { return }
+        // `<command>:result` or `<command>:result:pN` for part N.
+        let base = eventID.hasSuffix(":result") ? eventID : String(eventID[..<(eventID.range(of: ":result:p")?.upperBound ?? eventID.endIndex)])
+        resultEvents[commandID, default: []].insert(base)
+        if let status = event["status"] as? String {
+            let code = (event["error"] as? [String: Any])?["code"] as? String
+            answers[commandID] = code.map { "\(status):\($0)" } ?? status
+        }
+    }
+
+    mutating func addTransition(_ value: [UInt8]) {
+        guard let event = Self.object(value), let commandID = event["command_id"] as? String,
+              let eventID = event["event_id"] as? String, seenTransitionEvents.insert(eventID).inserted else { return }
+        let key = "\(event["entity"] as? String ?? "?") \(event["from"] as? String ?? "new")→\(event["to"] as? String ?? "?")"
+        transitions[commandID, default: [:]][key, default: 0] += (event["count"] as? Int) ?? 0
+    }
+
+    mutating func addDeadLetter(source: String) {
+        deadLetters.insert(source)
+    }
+
+    static func object(_ value: [UInt8]) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(value))) as? [String: Any]
+    }
+}

@@ -1,0 +1,86 @@
+import ArrayFSMLoad
+import ArrayFSMTesting
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Injects one scenario's faults, `size.faults` of them, `size.faultInterval` seconds apart.
+struct FaultInjector: Sendable {
+    var scenario: ChaosScenario
+    var size: ChaosSize
+    var fleet: ServeFleet
+    var postgres: ThrowawayPostgres
+    var harness: ServiceHarness
+    var client: PostgresClient
+    var arrays: [LoadSpec.PlannedArray]
+    var logger: Logger
+
+    func inject() async throws -> [ProgressMonitor.Fault] {
+        var faults: [ProgressMonitor.Fault] = []
+        // Bad input is its own fault: the messages are in the workload; a kill halfway adds a restart.
+        let count = scenario == .badInput ? 1 : size.faults
+        for index in 0..<count {
+            try await Task.sleep(for: .seconds(size.faultInterval * Double.random(in: 0.5...1.5)))
+            let started = ContinuousClock.now
+            try await injectOne(index)
+            faults.append(.init(started: started, ended: .now))
+        }
+        return faults
+    }
+
+    func injectOne(_ index: Int) async throws {
+        switch scenario {
+        case .kills, .badInput:
+            await fleet.killOne()
+            try fleet.add()
+        case .rebalance:
+            // 1 → 2 → 3 → 2 → 1 → 2 …: joins and graceful leaves, one member at a time.
+            let phase = index % 4
+            if phase < 2 { try fleet.add() } else { await fleet.removeOne() }
+        case .postgres:
+            if index % 2 == 0 {
+                try postgres.restart()
+            } else {
+                try await client.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = \(ServiceRole.name)", logger: logger)
+            }
+        case .broker:
+            try harness.cluster?.setBrokerDown(1)
+            try await Task.sleep(for: .seconds(2))
+            try harness.cluster?.setBrokerUp(1)
+        case .locks:
+            if index % 2 == 0 { try await holdArrayLocks() } else { try await crossLocks() }
+        }
+    }
+
+    /// Holds half the arrays' rows for a second: the service's lock waits run into its role's
+    /// lock_timeout (55P03) and are retried.
+    func holdArrayLocks() async throws {
+        let ids = arrays.prefix(max(1, arrays.count / 2)).map(\.arrayID)
+        try await client.withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            try await connection.query(#"SELECT id FROM "array" WHERE id = ANY(\#(ids)) FOR UPDATE"#, logger: logger)
+            try await Task.sleep(for: .seconds(1))
+            try await connection.query("COMMIT", logger: logger)
+        }
+    }
+
+    /// Takes an array's task rows and then its array row: the opposite order to the service's
+    /// operations (array row first), so a command on that array in between deadlocks (40P01).
+    /// Either side may be the victim; the injector's rollback changes nothing.
+    func crossLocks() async throws {
+        for array in arrays.shuffled().prefix(3) {
+            try await client.withConnection { connection in
+                do {
+                    try await connection.query("BEGIN", logger: logger)
+                    try await connection.query("SELECT id FROM task WHERE array_id = \(array.arrayID) FOR UPDATE", logger: logger)
+                    try await Task.sleep(for: .milliseconds(300))
+                    try await connection.query(#"SELECT id FROM "array" WHERE id = \#(array.arrayID) FOR UPDATE"#, logger: logger)
+                    try await connection.query("ROLLBACK", logger: logger)
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import ArrayFSM
+import ArrayFSMService
+import ArrayFSMTesting
+import Foundation
+import Kafka
+import Logging
+import PostgresNIO
+
+/// Checks a finished chaos run against the clean run: the database, the events, the offsets, the outbox.
+struct Oracle {
+    var expected: EventLedger
+    var topics: Topics
+    var harness: ServiceHarness
+    var client: PostgresClient
+    var cleanURL: DatabaseURL
+
+    func check(logger: Logger) async throws -> ChaosReport {
+        var report = ChaosReport(scenario: .kills, commands: 0, faultsInjected: 0, commandsLost: 0, appliedTwice: 0,
+                                 eventsMissing: 0, seconds: 0, violations: [])
+        let reader = TopicReader(harness: harness)
+
+        // The events, deduplicated by event_id (and dead letters by where they came from).
+        var observed = EventLedger()
+        for record in try await reader.all(topics.results) { if let value = record.value { observed.addResult(value) } }
+        for record in try await reader.all(topics.transitions) { if let value = record.value { observed.addTransition(value) } }
+        for record in try await reader.all(topics.deadLetters) {
+            let source = ["arrayfsm-source-partition", "arrayfsm-source-offset"].map { name in
+                record.headers.first { $0.name == name }.flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } } ?? "?"
+            }
+            observed.addDeadLetter(source: source.joined(separator: "/"))
+        }
+        for (command, answer) in expected.answers {
+            guard let got = observed.answers[command] else {
+                report.commandsLost += 1
+                continue
+            }
+            if got != answer { report.violations.append("command \(command): answered \(got), the clean run \(answer)") }
+            let distinct = observed.resultEvents[command]?.count ?? 0
+            if distinct != 1 { report.violations.append("command \(command): \(distinct) distinct results") }
+        }
+        for command in Set(observed.answers.keys).subtracting(expected.answers.keys) {
+            report.violations.append("command \(command): answered, but the clean run has no such command")
+        }
+        for (command, groups) in expected.transitions {
+            let got = observed.transitions[command] ?? [:]
+            for (group, count) in groups where got[group] != count {
+                report.eventsMissing += 1
+                report.violations.append("command \(command): \(group) moved \(got[group] ?? 0) ids in events, the clean run \(count)")
+            }
+        }
+        if observed.deadLetters.count != expected.deadLetters.count {
+            report.violations.append("\(observed.deadLetters.count) distinct dead letters, the clean run \(expected.deadLetters.count)")
+        }
+        if report.commandsLost > 0 { report.violations.append("\(report.commandsLost) commands have no result") }
+
+        // The database equals the clean run's (task instance ids differ: compare by natural keys).
+        let chaosState = try await DatabaseState.read(client, logger: logger)
+        let cleanState = try await cleanURL.withClient(maxConnections: 1, logger: logger) { try await DatabaseState.read($0, logger: logger) }
+        let comparison = chaosState.compared(to: cleanState)
+        report.appliedTwice = comparison.appliedTwice.count
+        for (kind, rows) in [("applied twice", comparison.appliedTwice), ("not applied", comparison.notApplied), ("different", comparison.different)]
+        where !rows.isEmpty {
+            report.violations.append("database vs the clean run: \(rows.count) rows \(kind), e.g. \(rows.sorted().prefix(3).joined(separator: "; "))")
+        }
+
+        // Offsets committed to the end, outbox empty.
+        let ends = try await reader.endOffsets(topics.commands)
+        let committed = try await harness.committedOffsets(partitions: Int32(ends.count))
+        for (partition, end) in ends where (committed[partition] ?? 0) != end && end > 0 {
+            report.violations.append("partition \(partition): committed \(committed[partition] ?? -1), end \(end)")
+        }
+        let outbox = try await client.query("SELECT count(*) FROM arrayfsm_outbox", logger: logger).decode(Int64.self).reduce(0, +)
+        if outbox != 0 { report.violations.append("\(outbox) events left in the outbox") }
+        return report
+    }
+}
+
+/// The rows two runs of one workload must agree on, by natural key (task instance ids come from
+/// a sequence and differ between runs).
+struct DatabaseState {
+    /// "task <id>" / "ti task=… batch=… step=…" / "array <id>" → the row's state.
+    var rows: [String: String] = [:]
+    /// The counters that grow once per application: a task's attempts, an array's batch counter.
+    var counters: [String: Int] = [:]
+
+    struct Comparison {
+        var appliedTwice: [String] = []
+        var notApplied: [String] = []
+        var different: [String] = []
+    }
+
+    /// Rows here and not in `clean` (an extra task instance), or with a higher counter, count as
+    /// applied twice; rows only in `clean` or with a lower counter as not applied.
+    func compared(to clean: DatabaseState) -> Comparison {
+        var result = Comparison()
+        for key in Set(rows.keys).union(clean.rows.keys) {
+            switch (rows[key], clean.rows[key]) {
+            case (.some, nil): result.appliedTwice.append("\(key) exists only here")
+            case (nil, .some): result.notApplied.append("\(key) missing")
+            case let (here?, there?):
+                let (mine, theirs) = (counters[key] ?? 0, clean.counters[key] ?? 0)
+                if mine > theirs {
+                    result.appliedTwice.append("\(key): counter \(mine), clean \(theirs)")
+                } else if mine < theirs {
+                    result.notApplied.append("\(key): counter \(mine), clean \(theirs)")
+                } else if here != there {
+                    result.different.append("\(key): \(here), clean \(there)")
+                }
+            case (nil, nil): break
+            }
+        }
+        return result
+    }
+
+    static func read(_ client: PostgresClient, logger: Logger) async throws -> DatabaseState {
+        var state = DatabaseState()
+        for try await (id, status, attempts) in try await client.query(
+            "SELECT id, status, num_attempts FROM task", logger: logger).decode((Int64, String, Int32).self)
+        {
+            state.rows["task \(id)"] = status
+            state.counters["task \(id)"] = Int(attempts)
+        }
+        for try await (task, batch, step, status, distributor) in try await client.query(
+            "SELECT task_id, array_batch_num, array_step_id, status, coalesce(distributor_id, '') FROM task_instance",
+            logger: logger).decode((Int64, Int32, Int32, String, String).self)
+        {
+            state.rows["ti task=\(task) batch=\(batch) step=\(step)"] = "\(status) \(distributor)"
+        }
+        for try await (id, lastBatch) in try await client.query(#"SELECT id, last_batch_num FROM "array""#, logger: logger)
+            .decode((Int64, Int32).self)
+        {
+            state.rows["array \(id)"] = ""
+            state.counters["array \(id)"] = Int(lastBatch)
+        }
+        return state
+    }
+}
