@@ -216,7 +216,3 @@ public struct ChaosRun: Sendable {
         return false
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
