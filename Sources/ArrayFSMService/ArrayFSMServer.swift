@@ -35,7 +35,17 @@ public final class ArrayFSMServer: Service, Sendable {
     public func run() async throws {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { [relay] in await relay.run() }
+                group.addTask { [self] in
+                    do {
+                        try await relay.run()
+                    } catch {
+                        // Without a relay nothing is published: stop consuming (the batch in hand
+                        // finishes and commits; its events wait in the outbox) and fail, so the
+                        // supervisor starts a new process with a new producer. waitForAll rethrows it.
+                        stopping.store(true, ordering: .relaxed)
+                        throw error
+                    }
+                }
                 if let metrics {
                     group.addTask { [self] in await sampleGauges(metrics) }
                 }

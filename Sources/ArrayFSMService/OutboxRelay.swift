@@ -50,12 +50,17 @@ public final class OutboxRelay: Sendable {
     }
 
     /// Publishes until cancelled; then returns (call ``drain()`` to empty the outbox first).
-    public func run() async {
+    ///
+    /// - Throws: the producer's fatal error (e.g. `OUT_OF_ORDER_SEQUENCE_NUMBER` from a broker
+    ///   that lost the idempotent producer's state). A producer in that state never delivers
+    ///   again, so retrying would only let the outbox grow: the process must restart with a new
+    ///   producer. Nothing is lost: undelivered rows stay in the outbox.
+    public func run() async throws {
         guard let stream = wakeUps.withLock({ stream in defer { stream = nil }; return stream }) else {
             preconditionFailure("OutboxRelay.run() called twice")
         }
         var backoff = Duration.milliseconds(100)
-        await withTaskGroup(of: Void.self) { group in
+        try await withThrowingTaskGroup(of: Void.self) { group in
             // A ticker so rows written by other instances are published without a wake-up.
             group.addTask { [idleInterval, wakeUp] in
                 while !Task.isCancelled {
@@ -72,6 +77,11 @@ public final class OutboxRelay: Sendable {
                     }
                     backoff = .milliseconds(100)
                 } catch {
+                    if let fatal = producer.currentFatalError {
+                        logger.critical("the producer failed for good; the relay stops", metadata: ["error": "\(fatal)"])
+                        group.cancelAll()
+                        throw fatal
+                    }
                     logger.warning("outbox relay round failed; retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(5))

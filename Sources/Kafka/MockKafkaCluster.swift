@@ -59,6 +59,14 @@ public final class MockKafkaCluster: @unchecked Sendable {
         try KafkaError.check(rd_kafka_mock_broker_set_up(cluster, id))
     }
 
+    /// Makes the cluster answer the next `errors.count` requests of one kind (a Kafka API key,
+    /// e.g. 0 for Produce) with these error codes, in order: a broker's refusals, for tests.
+    public func pushRequestErrors(apiKey: Int16, _ errors: [Int32]) throws(KafkaError) {
+        guard let cluster else { throw KafkaError.closed }
+        var codes = errors.map { rd_kafka_resp_err_t(rawValue: $0) }
+        rd_kafka_mock_push_request_errors_array(cluster, apiKey, codes.count, &codes)
+    }
+
     /// Stops all brokers; clients still connected see transport errors. Safe to call twice.
     /// Not thread-safe against concurrent calls of the other methods.
     public func stop() {

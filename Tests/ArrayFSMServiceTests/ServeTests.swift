@@ -197,6 +197,48 @@ import Testing
         }
     }
 
+    /// A broker that forgets the idempotent producer's sequence (noida-db after a restart does)
+    /// makes the relay's producer fail for good: serve stops consuming and fails, so its
+    /// supervisor restarts it; the unpublished events wait in the outbox for the next process.
+    @Test func aFatalProducerErrorStopsServeAndTheNextOnePublishesWhatWasLeft() async throws {
+        try await TestPostgres.withDatabase { db in
+            let harness = try ServiceHarness(database: db)
+            let first = try harness.startServer()
+            let array = try await ArrayFixture.make(db, tasks: 10)
+            func launch(_ id: String) -> (key: [UInt8]?, value: [UInt8]?) {
+                // Batch 9 was never issued: answered `rejected` after the array row is locked.
+                (CommandMessage.key(arrayID: array.arrayID), CommandMessage.json("transition_array_to_launched", id: id, payload: [
+                    "array_id": array.arrayID, "batch_number": 9, "next_report_increment": 60]))
+            }
+            try await harness.produce([launch("before")])
+            _ = try await results(harness, for: ["before"])
+
+            // The broker will refuse the next produce request with OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+            // It must be the relay's, so the command waits on the array row (held here) until the
+            // error is armed; the test's own produce happens before.
+            try await db.client.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                try await connection.query(#"SELECT id FROM "array" WHERE id = \#(array.arrayID) FOR UPDATE"#, logger: logger)
+                try await harness.produce([launch("during")])
+                try harness.cluster?.pushRequestErrors(apiKey: 0, [45])
+                try await Task.sleep(for: .milliseconds(300))
+                try await connection.query("ROLLBACK", logger: logger)
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while first.isReady && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!first.isReady, "serve stopped consuming")
+            await #expect(throws: KafkaError.self) { try await harness.stop(first) }
+            #expect(try await processedCount(db) == 2, "the command was applied before the relay failed")
+
+            try harness.startServer()
+            let byID = try await results(harness, for: ["before", "during"])
+            #expect(byID["during"]?.first?["status"] as? String == "rejected")
+            try await harness.stopServers()
+            #expect(try await harness.committedOffsets().values.reduce(0, +) == 2)
+            try await harness.shutdown()
+        }
+    }
+
     func processedCount(_ db: ArrayDatabase) async throws -> Int {
         for try await count in try await db.client.query("SELECT count(*) FROM arrayfsm_processed_command").decode(Int64.self) {
             return Int(count)
