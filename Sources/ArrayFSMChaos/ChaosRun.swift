@@ -13,8 +13,8 @@ import Synchronization
 /// the same messages applied one batch after another on a database of its own.
 ///
 /// Everything is on 127.0.0.1: a throwaway PostgreSQL for this run (so it can be restarted), the
-/// in-process mock Kafka cluster, and `serve` connecting as the least-privilege role
-/// ``ServiceRole``.
+/// in-process mock Kafka cluster (a noida-db process for `broker-restart`), and `serve`
+/// connecting as the least-privilege role ``ServiceRole``.
 public struct ChaosRun: Sendable {
     public var scenario: ChaosScenario
     public var size: ChaosSize
@@ -48,6 +48,8 @@ public struct ChaosRun: Sendable {
         let started = ContinuousClock.now
         let postgres = try ThrowawayPostgres(settings: ThrowawayPostgres.fastSettings + ["deadlock_timeout=100ms"])
         defer { postgres.stop() }
+        let broker = scenario == .brokerRestart ? try NoidaBroker() : nil
+        defer { broker?.stop() }
         try await postgres.url.withClient(maxConnections: 1, logger: logger) { admin in
             for name in ["chaos_clean", "chaos_run"] {
                 try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
@@ -87,7 +89,7 @@ public struct ChaosRun: Sendable {
             var serveURL = chaosURL
             serveURL.username = ServiceRole.name
 
-            let harness = try ServiceHarness(database: database, partitions: Self.commandPartitions, logger: logger)
+            let harness = try await Self.harness(database: database, broker: broker, logger: logger)
             let fleet = ServeFleet(harness: harness, binary: binary, databaseURL: serveURL)
             try fleet.add()
             let monitor = ProgressMonitor(client: client, logger: logger)
@@ -102,13 +104,23 @@ public struct ChaosRun: Sendable {
             progress("\(scenario.rawValue): replaying while injecting \(scenario == .badInput ? 1 : size.faults) faults")
             let workload = Array(records.dropLast(sabotage?.dropMessages ?? 0))
             let injector = FaultInjector(scenario: scenario, size: size, fleet: fleet, postgres: postgres, harness: harness,
-                                         client: client, arrays: spec.plan(), logger: logger)
-            let faults = try await withThrowingTaskGroup(of: [ProgressMonitor.Fault].self) { group in
-                group.addTask { try await replay(workload, harness: harness); return [] }
-                group.addTask { try await injector.inject() }
-                var all: [ProgressMonitor.Fault] = []
-                for try await faults in group { all += faults }
-                return all
+                                         broker: broker, client: client, arrays: spec.plan(), logger: logger)
+            let faults: [ProgressMonitor.Fault]
+            do {
+                faults = try await withThrowingTaskGroup(of: [ProgressMonitor.Fault].self) { group in
+                    group.addTask { try await replay(workload, harness: harness); return [] }
+                    group.addTask { try await injector.inject() }
+                    var all: [ProgressMonitor.Fault] = []
+                    for try await faults in group { all += faults }
+                    return all
+                }
+            } catch {
+                // The driver gives up: its serve children must not outlive it.
+                supervisor.cancel()
+                await supervisor.value
+                await fleet.killAll()
+                monitorTask.cancel()
+                throw error
             }
 
             progress("\(scenario.rawValue): waiting for every command to be answered")
@@ -159,23 +171,46 @@ public struct ChaosRun: Sendable {
         }
     }
 
+    /// The scenario's broker: librdkafka's mock cluster in this process, or the noida-db process
+    /// of `broker-restart`, whose topics are created here (it auto-creates topics with one partition).
+    static func harness(database: ArrayDatabase, broker: NoidaBroker?, logger: Logger) async throws -> ServiceHarness {
+        guard let broker else { return try ServiceHarness(database: database, partitions: commandPartitions, logger: logger) }
+        let topics = Topics()
+        let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: broker.bootstrapServers), logger: logger)
+        for topic in topics.all { try await admin.createTopicIfMissing(topic, partitions: commandPartitions) }
+        return try ServiceHarness(database: database, bootstrapServers: broker.bootstrapServers, topics: topics,
+                                  groupID: "arrayfsm-chaos", logger: logger)
+    }
+
     /// Produces the messages in order (per-key order is kept), spread over the fault window so
     /// faults land while commands are in flight.
     func replay(_ records: [TopicDumpRecord], harness: ServiceHarness) async throws {
         // A 10 MB message needs a producer that may send one (the broker and serve must cope).
-        let producer = try KafkaProducer(configuration: KafkaConfiguration(
-            bootstrapServers: harness.bootstrapServers, clientID: "chaos-replay",
-            properties: ["linger.ms": "5", "message.max.bytes": "16000000"]))
+        func makeProducer() throws -> KafkaProducer {
+            try KafkaProducer(configuration: KafkaConfiguration(
+                bootstrapServers: harness.bootstrapServers, clientID: "chaos-replay",
+                properties: ["linger.ms": "5", "message.max.bytes": "16000000"]))
+        }
+        var producer = try makeProducer()
         let window = Double(size.faults) * size.faultInterval + 2
         let ticks = max(1, Int(window * 10))
         let perTick = max(1, (records.count + ticks - 1) / ticks)
         var unkeyed = 0
         for start in stride(from: 0, to: records.count, by: perTick) {
             let slice = records[start..<min(start + perTick, records.count)]
-            let report = try await producer.send(slice.map { record in
+            let messages = slice.map { record in
                 KafkaOutgoingMessage(topic: harness.topics.commands, partition: Self.partition(of: record, unkeyed: &unkeyed),
                                      key: record.key, value: record.payload)
-            })
+            }
+            var report = try await producer.send(messages)
+            // A producer whose broker lost its idempotence state (noida-db after a restart) fails for
+            // good; a scheduler would start a new one and send again what was not acknowledged. Sent
+            // twice is fine: the command ids make the repeats duplicates.
+            for _ in 0..<5 where !report.isComplete && producer.currentFatalError != nil {
+                await producer.close()
+                producer = try makeProducer()
+                report = try await producer.send(messages)
+            }
             if let failure = report.failures.first { throw failure }
             try await Task.sleep(for: .milliseconds(100))
         }

@@ -11,6 +11,8 @@ struct FaultInjector: Sendable {
     var fleet: ServeFleet
     var postgres: ThrowawayPostgres
     var harness: ServiceHarness
+    /// The broker process of the `broker-restart` scenario.
+    var broker: NoidaBroker?
     var client: PostgresClient
     var arrays: [LoadSpec.PlannedArray]
     var logger: Logger
@@ -48,6 +50,8 @@ struct FaultInjector: Sendable {
             try harness.cluster?.setBrokerDown(1)
             try await Task.sleep(for: .seconds(2))
             try harness.cluster?.setBrokerUp(1)
+        case .brokerRestart:
+            try await broker?.restart(downFor: .seconds(2))
         case .locks:
             if index % 2 == 0 { try await holdArrayLocks() } else { try await crossLocks() }
         }

@@ -67,6 +67,14 @@ final class ServeFleet: Sendable {
         _ = await victim.wait(timeout: .seconds(10))
     }
 
+    /// Kills every member (SIGKILL) and waits for them: for a driver that gives up.
+    func killAll() async {
+        for member in members.withLock({ list in defer { list = [] }; return list }) {
+            member.signal(SIGKILL)
+            _ = await member.wait(timeout: .seconds(10))
+        }
+    }
+
     /// Stops the newest member as an orchestrator would (SIGTERM, graceful).
     func removeOne() async {
         guard let member = members.withLock({ $0.popLast() }) else { return }

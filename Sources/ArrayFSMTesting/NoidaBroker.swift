@@ -1,0 +1,91 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// noida-db's Kafka service (PyPI `noida-db` 0.2.3, a real broker process) on a free loopback
+/// port, with a data directory of its own that outlives ``restart()``; removed on ``stop()``.
+///
+/// For tests that restart the broker process itself. noida-db saves its state (messages,
+/// committed offsets, groups) only when it is stopped cleanly — after a SIGKILL it comes back
+/// empty — so ``restart()`` is a clean stop and start, as an operator's restart would be.
+/// Members killed with SIGKILL are never expired from their group: tests that kill `serve`
+/// use the mock cluster instead.
+public final class NoidaBroker: Sendable {
+    /// Where clients connect: `127.0.0.1:PORT`.
+    public let bootstrapServers: String
+    /// The broker's data directory (`kafka.json`, `noida.log`).
+    public let dataDirectory: String
+    let executable: String
+    let port: Int
+
+    /// Errors finding, starting or stopping the broker.
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Starts a broker; `executable` defaults to ``locate()``.
+    public init(executable: String? = nil) throws {
+        self.executable = try executable ?? Self.locate()
+        port = try ThrowawayPostgres.freePort()
+        bootstrapServers = "127.0.0.1:\(port)"
+        dataDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("arrayfsm-noida-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        try start()
+    }
+
+    /// `ARRAYFSM_NOIDA_DB`, or the virtual environment `scripts/noida-broker install` makes
+    /// (`.venv-broker/bin/noida-db` under the current directory).
+    public static func locate() throws -> String {
+        let candidates = [ProcessInfo.processInfo.environment["ARRAYFSM_NOIDA_DB"],
+                          FileManager.default.currentDirectoryPath + "/.venv-broker/bin/noida-db"].compactMap { $0 }
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw Failure(description: "noida-db not found at \(candidates.joined(separator: " or ")): "
+                          + "run scripts/noida-broker install, or set ARRAYFSM_NOIDA_DB")
+        }
+        return found
+    }
+
+    /// Stops the broker cleanly (its state is saved in the data directory), waits `downFor`,
+    /// and starts it again on the same port with the same data.
+    public func restart(downFor: Duration = .zero) async throws {
+        try ChildProcess.run([executable, "down", "--data-dir", dataDirectory])
+        try await Task.sleep(for: downFor)
+        try start()
+    }
+
+    /// Stops the broker and deletes its data.
+    public func stop() {
+        try? ChildProcess.run([executable, "down", "--data-dir", dataDirectory])
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+    }
+
+    /// `noida-db up` daemonizes; the port answers a moment later.
+    func start() throws {
+        try ChildProcess.run([executable, "up", "--only", "kafka", "--kafka-port", String(port), "--data-dir", dataDirectory])
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !Self.accepts(port: port) {
+            guard ContinuousClock.now < deadline else {
+                throw Failure(description: "noida-db did not listen on \(bootstrapServers) within 30 s; see \(dataDirectory)/noida.log")
+            }
+            usleep(50_000)
+        }
+    }
+
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}
