@@ -8,7 +8,7 @@ public enum ChaosScenario: String, Sendable, CaseIterable, Codable {
     case postgres
     /// The broker taken down and brought back (the mock cluster's broker down/up).
     case broker
-    /// The broker process restarted with its data directory kept (noida-db, a real broker).
+    /// A real broker (noida-db) restarted from its data directory.
     case brokerRestart = "broker-restart"
     /// Malformed and illegal commands mixed into the workload (and a 10 MB message).
     case badInput = "bad-input"
@@ -23,7 +23,7 @@ public enum ChaosScenario: String, Sendable, CaseIterable, Codable {
         case .rebalance: "add and remove group members mid-load"
         case .postgres: "restart PostgreSQL (fast), terminate the service's connections"
         case .broker: "take the broker down and bring it back (mock cluster)"
-        case .brokerRestart: "restart the broker process, data dir kept (noida-db)"
+        case .brokerRestart: "restart a real broker from its data dir (noida-db)"
         case .badInput: "malformed and illegal commands, duplicate ids, a 10 MB message"
         case .locks: "hold the arrays' locks from another session; force deadlocks"
         }

@@ -51,7 +51,14 @@ struct FaultInjector: Sendable {
             try await Task.sleep(for: .seconds(2))
             try harness.cluster?.setBrokerUp(1)
         case .brokerRestart:
-            try await broker?.restart(downFor: .seconds(2))
+            // The Kafka service, from its data directory. ARRAYFSM_CHAOS_BROKER_RESTART=process restarts
+            // the whole noida-db process instead, which loses acknowledged messages (a broker flaw the
+            // oracle then reports as lost commands or missing events; docs/reliability.md).
+            if ProcessInfo.processInfo.environment["ARRAYFSM_CHAOS_BROKER_RESTART"] == "process" {
+                try await broker?.restartProcess(downFor: .seconds(2))
+            } else {
+                try await broker?.restartService(downFor: .seconds(2))
+            }
         case .locks:
             if index % 2 == 0 { try await holdArrayLocks() } else { try await crossLocks() }
         }

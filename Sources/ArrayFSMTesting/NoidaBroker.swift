@@ -5,13 +5,15 @@ import Glibc
 #endif
 
 /// noida-db's Kafka service (PyPI `noida-db` 0.2.3, a real broker process) on a free loopback
-/// port, with a data directory of its own that outlives ``restart()``; removed on ``stop()``.
+/// port, with a data directory of its own that outlives restarts; removed on ``stop()``.
 ///
-/// For tests that restart the broker process itself. noida-db saves its state (messages,
-/// committed offsets, groups) only when it is stopped cleanly — after a SIGKILL it comes back
-/// empty — so ``restart()`` is a clean stop and start, as an operator's restart would be.
-/// Members killed with SIGKILL are never expired from their group: tests that kill `serve`
-/// use the mock cluster instead.
+/// Two restarts: ``restartService(downFor:)`` stops the Kafka service (its state saved to the data
+/// directory, its memory freed, every connection dropped) and starts it again from that directory;
+/// ``restartProcess(downFor:)`` stops and starts the whole noida-db process. Measured here
+/// (docs/reliability.md): the process restart loses messages it had acknowledged (acks=all) and
+/// the idempotent producer's sequence state; the service restart loses neither. After a SIGKILL
+/// noida-db comes back empty. Members killed with SIGKILL are never expired from their group:
+/// tests that kill `serve` use the mock cluster instead.
 public final class NoidaBroker: Sendable {
     /// Where clients connect: `127.0.0.1:PORT`.
     public let bootstrapServers: String
@@ -48,9 +50,18 @@ public final class NoidaBroker: Sendable {
         return found
     }
 
-    /// Stops the broker cleanly (its state is saved in the data directory), waits `downFor`,
-    /// and starts it again on the same port with the same data.
-    public func restart(downFor: Duration = .zero) async throws {
+    /// Stops the Kafka service (state saved, connections dropped), waits `downFor`, and starts it
+    /// again from the data directory, on the same port.
+    public func restartService(downFor: Duration = .zero) async throws {
+        try ChildProcess.run([executable, "stop", "kafka", "--data-dir", dataDirectory])
+        try await Task.sleep(for: downFor)
+        try ChildProcess.run([executable, "start", "kafka", "--data-dir", dataDirectory])
+        try waitUntilListening()
+    }
+
+    /// Stops the noida-db process cleanly, waits `downFor`, and starts a new one with the same
+    /// data directory on the same port. Acknowledged messages can be lost (see the type's notes).
+    public func restartProcess(downFor: Duration = .zero) async throws {
         try ChildProcess.run([executable, "down", "--data-dir", dataDirectory])
         try await Task.sleep(for: downFor)
         try start()
@@ -65,6 +76,10 @@ public final class NoidaBroker: Sendable {
     /// `noida-db up` daemonizes; the port answers a moment later.
     func start() throws {
         try ChildProcess.run([executable, "up", "--only", "kafka", "--kafka-port", String(port), "--data-dir", dataDirectory])
+        try waitUntilListening()
+    }
+
+    func waitUntilListening() throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while !Self.accepts(port: port) {
             guard ContinuousClock.now < deadline else {
