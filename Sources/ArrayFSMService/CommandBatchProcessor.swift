@@ -119,9 +119,9 @@ public struct CommandBatchProcessor: Sendable {
                     _ transitions: [TransitionGroup], durationMS: Double) throws {
             let envelope = command.envelope
             let now = Date()
-            let resultEvents = try events.resultEvents(envelope: envelope, outcome: result, processedAt: now, durationMS: durationMS)
+            let resultEvents = events.resultEvents(envelope: envelope, outcome: result, processedAt: now, durationMS: durationMS)
             outbox += events.resultMessages(resultEvents, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
-            outbox += try events.transitionMessages(
+            outbox += events.transitionMessages(
                 commandID: envelope.commandID, transitions: transitions, at: now, traceparent: message.traceparent)
             let status = (try? result.get()) == nil ? "rejected" : "ok"
             processed.append(.init(id: envelope.commandID, type: envelope.type, status: status, events: resultEvents,
@@ -156,7 +156,7 @@ public struct CommandBatchProcessor: Sendable {
             case .deadLetter:
                 break
             case .rejected(let envelope, let error, let message):
-                let result = try events.resultEvents(envelope: envelope, outcome: .failure(error), processedAt: Date(), durationMS: 0)
+                let result = events.resultEvents(envelope: envelope, outcome: .failure(error), processedAt: Date(), durationMS: 0)
                 outbox += events.resultMessages(result, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
                 processed.append(.init(id: envelope.commandID, type: envelope.type, status: "rejected", events: result,
                                        replyTo: envelope.replyTo, key: message.key))

@@ -19,26 +19,24 @@ struct EventWriter: Sendable {
     /// The result event's parts, encoded.
     func resultEvents(
         envelope: CommandEnvelope, outcome: Result<ResultPayload, OperationError>, processedAt: Date, durationMS: Double
-    ) throws -> [[UInt8]] {
+    ) -> [[UInt8]] {
         let at = Timestamp.string(processedAt)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         switch outcome {
         case .failure(let error):
             let event = ResultEvent(
                 eventID: "\(envelope.commandID):result", commandID: envelope.commandID, type: envelope.type, status: .rejected,
                 result: nil, error: .init(code: error.code.rawValue, message: error.message), processedAt: at,
                 durationMS: durationMS)
-            return [Array(try encoder.encode(event))]
+            return [event.jsonBytes]
         case .success(let payload):
             let parts = payload.split(maxIDs: maxIDsPerPart)
-            return try parts.enumerated().map { index, part in
+            return parts.enumerated().map { index, part in
                 let event = ResultEvent(
                     eventID: parts.count == 1 ? "\(envelope.commandID):result" : "\(envelope.commandID):result:p\(index + 1)",
                     commandID: envelope.commandID, type: envelope.type, status: .ok, result: part, error: nil,
                     processedAt: at, durationMS: durationMS,
                     part: parts.count == 1 ? nil : index + 1, parts: parts.count == 1 ? nil : parts.count)
-                return Array(try encoder.encode(event))
+                return event.jsonBytes
             }
         }
     }
@@ -56,9 +54,7 @@ struct EventWriter: Sendable {
     /// Transition events, keyed by array id.
     func transitionMessages(
         commandID: String, transitions: [TransitionGroup], at: Date, traceparent: String?
-    ) throws -> [OutboxMessage] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+    ) -> [OutboxMessage] {
         let headers = traceparent.map { ["traceparent", $0] } ?? []
         let when = Timestamp.string(at)
         var messages: [OutboxMessage] = []
@@ -74,7 +70,7 @@ struct EventWriter: Sendable {
                     from: group.from, to: group.to, ids: ids, count: ids.count, at: when,
                     part: split ? partIndex + 1 : nil, parts: split ? chunks.count : nil)
                 messages.append(
-                    OutboxMessage(topic: topics.transitions, key: Array(String(group.arrayID).utf8), value: Array(try encoder.encode(event)),
+                    OutboxMessage(topic: topics.transitions, key: Array(String(group.arrayID).utf8), value: event.jsonBytes,
                                   headers: headers))
             }
         }

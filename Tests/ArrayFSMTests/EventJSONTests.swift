@@ -1,0 +1,59 @@
+@testable import ArrayFSM
+import Foundation
+import Testing
+
+/// The events' hand-written JSON says exactly what their `Encodable` conformances say.
+struct EventJSONTests {
+    /// Parsed into Foundation values: key order and number spelling aside, the same JSON.
+    func parsed(_ bytes: [UInt8]) throws -> NSObject {
+        try #require(JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) as? NSObject)
+    }
+
+    func encoded<Event: Encodable>(_ event: Event) throws -> NSObject {
+        try parsed(Array(JSONEncoder().encode(event)))
+    }
+
+    /// Command ids are any text of up to 256 bytes: quotes, backslashes, control characters,
+    /// slashes, non-ASCII.
+    static let awkwardIDs = ["plain-1", "quote\"back\\slash/", "tab\tnew\nline\r\u{1}\u{1F}", "ünïcødé ✓ 🚀", ""]
+
+    @Test(arguments: awkwardIDs)
+    func transitionEvents(_ commandID: String) throws {
+        for event in [
+            TransitionEvent(eventID: commandID + ":t0", commandID: commandID, arrayID: 7, batchNumber: 3, entity: "task_instance",
+                            from: nil, to: "Q", ids: [1, 2, Int64.max, -5], count: 4, at: "2026-12-01T03:00:00.123Z"),
+            TransitionEvent(eventID: commandID + ":t1:p2", commandID: commandID, arrayID: 7, batchNumber: nil, entity: "task",
+                            from: "G", to: "Q", ids: [], count: 0, at: "2026-12-01T03:00:00.123Z", part: 2, parts: 3),
+        ] {
+            #expect(try parsed(event.jsonBytes) == encoded(event))
+        }
+    }
+
+    @Test(arguments: awkwardIDs)
+    func resultEvents(_ commandID: String) throws {
+        let payloads: [ResultPayload?] = [
+            nil,
+            .recordArrayBatchNum(batches: [.init(batchNumber: 4, taskInstanceIDs: [10, 11]), .init(batchNumber: 5, taskInstanceIDs: [12])],
+                                 tasksByStatus: ["Q": [1, 2, 3], "D": [9], "G": []]),
+            .recordArrayBatchNum(batches: [], tasksByStatus: [:]),
+            .batchTransition(taskInstances: 1000, tasks: 998),
+            .logArrayDistributorID(taskInstances: 3, skipped: [4, 5]),
+            .logArrayDistributorID(taskInstances: 3, skipped: []),
+            .maxConcurrentlyRunning(.init(arrayID: 8, maxConcurrentlyRunning: 10_000)),
+            .addArray(.init(arrayID: 12, created: true)),
+        ]
+        for payload in payloads {
+            let event = ResultEvent(
+                eventID: commandID + ":result", commandID: commandID, type: "record_array_batch_num", status: payload == nil ? .rejected : .ok,
+                result: payload, error: payload == nil ? .init(code: "invalid_argument", message: "bad \"\(commandID)\"") : nil,
+                processedAt: "2026-12-01T03:00:00.123Z", durationMS: 1.234567, part: payload == nil ? nil : 1, parts: payload == nil ? nil : 2)
+            #expect(try parsed(event.jsonBytes) == encoded(event))
+        }
+    }
+
+    @Test func numbersAtTheEdges() throws {
+        var json = JSONBytes()
+        json.integers([0, -1, 9, 10, Int64.min, Int64.max, 1_000_000_007])
+        #expect(String(decoding: json.bytes, as: UTF8.self) == "[0,-1,9,10,-9223372036854775808,9223372036854775807,1000000007]")
+    }
+}
