@@ -39,6 +39,9 @@ public struct ServeBenchmark: Sendable {
         /// Medians of where the time went, in milliseconds: send → applied (`processed_at`),
         /// applied → relayed (the result's Kafka timestamp), relayed → read.
         public var stages: (applied: Double, relayed: Double, read: Double)? = nil
+        /// Milliseconds from the first send: the first and last command applied (`processed_at`),
+        /// the last result relayed (its Kafka timestamp); the phase ends when the last is read.
+        public var span: (firstApplied: Double, lastApplied: Double, lastRelayed: Double)? = nil
         public var rowsPerSecond: Double { Double(rows) / seconds }
         public var commandsPerSecond: Double { Double(commands) / seconds }
         public func percentile(_ p: Double) -> Double {
@@ -131,9 +134,9 @@ public struct ServeBenchmark: Sendable {
         let start = ContinuousClock.now
         let clock = ContinuousClock.now
         let sentAtWall = Mutex<[Double]>(Array(repeating: 0, count: encoded.count))
-        let readTask = Task { () throws -> ([Double], [(Double, Double, Double)]) in
+        let readTask = Task { () throws -> ([Double], [(Double, Double, Double, Double, Double)]) in
             var latencies: [Double] = []
-            var stages: [(Double, Double, Double)] = []
+            var stages: [(Double, Double, Double, Double, Double)] = []  // the three stages; applied and relayed (wall ms)
             var seen = Set<Int>()
             let deadline = ContinuousClock.now + .seconds(600)
             while seen.count < encoded.count && ContinuousClock.now < deadline {
@@ -145,7 +148,7 @@ public struct ServeBenchmark: Sendable {
                     let readWall = Date().timeIntervalSince1970 * 1000
                     if let relayed = record.timestampMilliseconds, let applied = Self.processedAt(record) {
                         let sent = sentAtWall.withLock { $0[id] }
-                        stages.append((applied - sent, Double(relayed) - applied, readWall - Double(relayed)))
+                        stages.append((applied - sent, Double(relayed) - applied, readWall - Double(relayed), applied, Double(relayed)))
                     }
                 }
             }
@@ -183,6 +186,9 @@ public struct ServeBenchmark: Sendable {
         var phase = Phase(name: name, commands: encoded.count, rows: rows, seconds: seconds, latencies: latencies)
         if !stageSamples.isEmpty {
             phase.stages = (median(stageSamples.map(\.0)), median(stageSamples.map(\.1)), median(stageSamples.map(\.2)))
+            let firstSent = sentAtWall.withLock { $0.min() ?? 0 }
+            phase.span = (stageSamples.map { $0.3 }.min()! - firstSent, stageSamples.map { $0.3 }.max()! - firstSent,
+                          stageSamples.map { $0.4 }.max()! - firstSent)
         }
         return phase
     }

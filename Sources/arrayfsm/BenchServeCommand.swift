@@ -77,6 +77,10 @@ struct BenchServeCommand: AsyncParsableCommand {
                     + String(format: "%14.0f %17.0f %9.0f   %5.2f×   %@", kafka.rowsPerSecond, perArray.rowsPerSecond,
                              together.rowsPerSecond, kafka.rowsPerSecond / limit,
                              jobmon > 0 ? String(format: "%.0f×", kafka.rowsPerSecond / jobmon) : "—"))
+            if let span = kafka.span {
+                lines.append(String(format: "      ms from the first send: first applied %.0f, last applied %.0f, last relayed %.0f, last read %.0f",
+                                    span.firstApplied, span.lastApplied, span.lastRelayed, kafka.seconds * 1000))
+            }
         }
         let kafkaTotal = report.lifecycle.reduce(0.0) { $0 + $1.seconds }
         lines.append(String(format: "  whole lifecycle: via Kafka %.2f s, the direct limit %.2f s: ratio %.2f× (target ≥ 0.8×)",
