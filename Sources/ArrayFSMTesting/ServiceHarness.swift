@@ -201,7 +201,11 @@ public final class ResultReader: Sendable {
         consumer = try KafkaConsumer(
             configuration: KafkaConfiguration(
                 bootstrapServers: bootstrapServers, clientID: "bench-reader", groupID: "bench-\(UUID().uuidString.prefix(8))",
-                properties: ServiceHarness.fastGroupProperties.merging(["enable.auto.commit": "false", "auto.offset.reset": "earliest"]) { $1 }),
+                // A benchmark may not poll for a while (its direct-SQL phase): without a long poll
+                // interval the reader leaves its group meanwhile and re-reads the topic on rejoining.
+                properties: ServiceHarness.fastGroupProperties.merging([
+                    "enable.auto.commit": "false", "auto.offset.reset": "earliest", "max.poll.interval.ms": "600000",
+                ]) { $1 }),
             logger: logger)
         try consumer.subscribe(topics: [topic])
     }
