@@ -202,16 +202,25 @@ public struct ChaosRun: Sendable {
                 KafkaOutgoingMessage(topic: harness.topics.commands, partition: Self.partition(of: record, unkeyed: &unkeyed),
                                      key: record.key, value: record.payload)
             }
-            var report = try await producer.send(messages)
-            // A producer whose broker lost its idempotence state (noida-db after a restart) fails for
-            // good; a scheduler would start a new one and send again what was not acknowledged. Sent
-            // twice is fine: the command ids make the repeats duplicates.
-            for _ in 0..<5 where !report.isComplete && producer.currentFatalError != nil {
+            // A producer whose broker lost its idempotence state (noida-db after a process restart)
+            // fails for good, by a failed report or by a throw while enqueueing; a scheduler would
+            // start a new one and send again what was not acknowledged. Sent twice is fine: the
+            // command ids make the repeats duplicates.
+            var renewals = 0
+            while true {
+                let failure: any Error
+                do {
+                    let report = try await producer.send(messages)
+                    if report.isComplete { break }
+                    failure = report.failures[0]
+                } catch {
+                    failure = error
+                }
+                guard producer.currentFatalError != nil, renewals < 5 else { throw failure }
+                renewals += 1
                 await producer.close()
                 producer = try makeProducer()
-                report = try await producer.send(messages)
             }
-            if let failure = report.failures.first { throw failure }
             try await Task.sleep(for: .milliseconds(100))
         }
         await producer.close()

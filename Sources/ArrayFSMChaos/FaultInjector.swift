@@ -54,10 +54,11 @@ struct FaultInjector: Sendable {
             // The Kafka service, from its data directory. ARRAYFSM_CHAOS_BROKER_RESTART=process restarts
             // the whole noida-db process instead, which loses acknowledged messages (a broker flaw the
             // oracle then reports as lost commands or missing events; docs/reliability.md).
+            guard let broker else { preconditionFailure("broker-restart runs on a NoidaBroker") }
             if ProcessInfo.processInfo.environment["ARRAYFSM_CHAOS_BROKER_RESTART"] == "process" {
-                try await broker?.restartProcess(downFor: .seconds(2))
+                try await broker.restartProcess(downFor: .seconds(2))
             } else {
-                try await broker?.restartService(downFor: .seconds(2))
+                try await broker.restartService(downFor: .seconds(2))
             }
         case .locks:
             if index % 2 == 0 { try await holdArrayLocks() } else { try await crossLocks() }

@@ -59,7 +59,12 @@ public final class ArrayFSMServer: Service, Sendable {
                 // Stop the relay loop first: a round in flight holds the relay lock, and drain()
                 // must not mistake that for an empty outbox.
                 group.cancelAll()
-                try await group.waitForAll()
+                do {
+                    try await group.waitForAll()
+                } catch {
+                    await producer.close()  // failed for good: nothing more will be delivered
+                    throw error
+                }
                 logger.info("consumer closed; publishing what is left in the outbox")
                 let published = try await relay.drain()
                 try? await producer.flush(timeout: .seconds(10))

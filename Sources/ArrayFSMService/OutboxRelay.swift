@@ -79,8 +79,7 @@ public final class OutboxRelay: Sendable {
                 } catch {
                     if let fatal = producer.currentFatalError {
                         logger.critical("the producer failed for good; the relay stops", metadata: ["error": "\(fatal)"])
-                        group.cancelAll()
-                        throw fatal
+                        throw fatal  // leaving the group cancels the ticker
                     }
                     logger.warning("outbox relay round failed; retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
                     try? await Task.sleep(for: backoff)

@@ -30,12 +30,22 @@ public final class NoidaBroker: Sendable {
     /// Starts a broker; `executable` defaults to ``locate()``.
     public init(executable: String? = nil) throws {
         self.executable = try executable ?? Self.locate()
-        port = try ThrowawayPostgres.freePort()
+        port = try Self.freePortOutsideEphemeralRange()
         bootstrapServers = "127.0.0.1:\(port)"
         dataDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("arrayfsm-noida-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        try start()
+        do {
+            try launch()
+            let deadline = ContinuousClock.now + Self.startTimeout
+            while !Self.accepts(port: port) {
+                guard ContinuousClock.now < deadline else { throw notListening }
+                usleep(50_000)  // not on the async pool: init is synchronous, and runs once
+            }
+        } catch {
+            stop()
+            throw error
+        }
     }
 
     /// `ARRAYFSM_NOIDA_DB`, or the virtual environment `scripts/noida-broker install` makes
@@ -56,7 +66,7 @@ public final class NoidaBroker: Sendable {
         try ChildProcess.run([executable, "stop", "kafka", "--data-dir", dataDirectory])
         try await Task.sleep(for: downFor)
         try ChildProcess.run([executable, "start", "kafka", "--data-dir", dataDirectory])
-        try waitUntilListening()
+        try await waitUntilListening()
     }
 
     /// Stops the noida-db process cleanly, waits `downFor`, and starts a new one with the same
@@ -64,7 +74,8 @@ public final class NoidaBroker: Sendable {
     public func restartProcess(downFor: Duration = .zero) async throws {
         try ChildProcess.run([executable, "down", "--data-dir", dataDirectory])
         try await Task.sleep(for: downFor)
-        try start()
+        try launch()
+        try await waitUntilListening()
     }
 
     /// Stops the broker and deletes its data.
@@ -74,19 +85,41 @@ public final class NoidaBroker: Sendable {
     }
 
     /// `noida-db up` daemonizes; the port answers a moment later.
-    func start() throws {
+    func launch() throws {
         try ChildProcess.run([executable, "up", "--only", "kafka", "--kafka-port", String(port), "--data-dir", dataDirectory])
-        try waitUntilListening()
     }
 
-    func waitUntilListening() throws {
-        let deadline = ContinuousClock.now + .seconds(30)
+    static let startTimeout = Duration.seconds(30)
+    var notListening: Failure {
+        Failure(description: "noida-db did not listen on \(bootstrapServers) within 30 s; see \(dataDirectory)/noida.log")
+    }
+
+    func waitUntilListening() async throws {
+        let deadline = ContinuousClock.now + Self.startTimeout
         while !Self.accepts(port: port) {
-            guard ContinuousClock.now < deadline else {
-                throw Failure(description: "noida-db did not listen on \(bootstrapServers) within 30 s; see \(dataDirectory)/noida.log")
-            }
-            usleep(50_000)
+            guard ContinuousClock.now < deadline else { throw notListening }
+            try await Task.sleep(for: .milliseconds(50))
         }
+    }
+
+    /// A free port below Linux's ephemeral range (32768–60999 by default): during a restart's
+    /// downtime no outgoing connection can be given the broker's port.
+    static func freePortOutsideEphemeralRange() throws -> Int {
+        for _ in 0..<100 {
+            let port = Int.random(in: 20_000..<32_000)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { break }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            if bound { return port }
+        }
+        throw Failure(description: "no free port in 20000..<32000")
     }
 
     static func accepts(port: Int) -> Bool {

@@ -197,7 +197,7 @@ import Testing
         }
     }
 
-    /// A broker that forgets the idempotent producer's sequence (noida-db after a restart does)
+    /// A broker that forgets the idempotent producer's sequence (noida-db after a process restart does)
     /// makes the relay's producer fail for good: serve stops consuming and fails, so its
     /// supervisor restarts it; the unpublished events wait in the outbox for the next process.
     @Test func aFatalProducerErrorStopsServeAndTheNextOnePublishesWhatWasLeft() async throws {

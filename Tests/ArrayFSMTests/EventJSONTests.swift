@@ -10,7 +10,14 @@ struct EventJSONTests {
     }
 
     func encoded<Event: Encodable>(_ event: Event) throws -> NSObject {
-        try parsed(Array(JSONEncoder().encode(event)))
+        try parsed(referenceBytes(event))
+    }
+
+    /// What `JSONEncoder` writes with sorted keys and unescaped slashes.
+    func referenceBytes<Event: Encodable>(_ event: Event) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(event))
     }
 
     /// Command ids are any text of up to 256 bytes: quotes, backslashes, control characters,
@@ -26,6 +33,7 @@ struct EventJSONTests {
                             from: "G", to: "Q", ids: [], count: 0, at: "2026-12-01T03:00:00.123Z", part: 2, parts: 3),
         ] {
             #expect(try parsed(event.jsonBytes) == encoded(event))
+            #expect(String(decoding: event.jsonBytes, as: UTF8.self) == String(decoding: try referenceBytes(event), as: UTF8.self))
         }
     }
 
@@ -48,7 +56,27 @@ struct EventJSONTests {
                 result: payload, error: payload == nil ? .init(code: "invalid_argument", message: "bad \"\(commandID)\"") : nil,
                 processedAt: "2026-12-01T03:00:00.123Z", durationMS: 1.234567, part: payload == nil ? nil : 1, parts: payload == nil ? nil : 2)
             #expect(try parsed(event.jsonBytes) == encoded(event))
+            #expect(String(decoding: event.jsonBytes, as: UTF8.self) == String(decoding: try referenceBytes(event), as: UTF8.self))
         }
+    }
+
+    /// Durations are doubles: every finite one is valid JSON with its value; what JSON cannot say is null.
+    @Test(arguments: [0, -0.0, 1.234567, 1e-5, 5e-324, 1e16, 123456789.125, 42])
+    func doubles(_ number: Double) throws {
+        var json = JSONBytes()
+        json.array { $0.double(number) }
+        let parsed = try #require(JSONSerialization.jsonObject(with: Data(json.bytes)) as? [NSNumber])
+        #expect(parsed.map(\.doubleValue) == [number])
+    }
+
+    @Test func notANumberAndInfinityBecomeNull() {
+        var json = JSONBytes()
+        json.array { list in
+            list.double(.nan)
+            list.double(.infinity)
+            list.double(-.infinity)
+        }
+        #expect(String(decoding: json.bytes, as: UTF8.self) == "[null,null,null]")
     }
 
     @Test func numbersAtTheEdges() throws {

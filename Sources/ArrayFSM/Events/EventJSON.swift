@@ -1,21 +1,22 @@
-/// Writes JSON straight into bytes, for the events the service publishes.
+/// Writes JSON straight into bytes, for the events the service publishes. Each `member` must
+/// write exactly one value.
 ///
 /// Why not `JSONEncoder`: events carry id lists of up to 1,000s of ids, and `JSONEncoder` spends
 /// ~0.28 ms on a transition event of 1,000 ids (generic containers, one boxed value per id) where
 /// this takes ~0.02 ms; in `bench-serve`'s lifecycle that was ~0.2 s of 2.4 s, on the path that
 /// holds a transaction open. The `Encodable` conformances stay as the reference: a test checks that
 /// both produce the same JSON value.
-public struct JSONBytes: Sendable {
-    public private(set) var bytes: [UInt8] = []
+struct JSONBytes: Sendable {
+    private(set) var bytes: [UInt8] = []
     /// At the start of a container or right after a key: the next value needs no comma.
     private var fresh = true
 
-    public init(capacity: Int = 256) {
+    init(capacity: Int = 256) {
         bytes.reserveCapacity(capacity)
     }
 
     /// `{ … }`; `members` adds the members with the `member` functions.
-    public mutating func object(_ members: (inout JSONBytes) -> Void) {
+    mutating func object(_ members: (inout JSONBytes) -> Void) {
         separate()
         bytes.append(UInt8(ascii: "{"))
         fresh = true
@@ -25,7 +26,7 @@ public struct JSONBytes: Sendable {
     }
 
     /// `[ … ]`; `elements` adds the values.
-    public mutating func array(_ elements: (inout JSONBytes) -> Void) {
+    mutating func array(_ elements: (inout JSONBytes) -> Void) {
         separate()
         bytes.append(UInt8(ascii: "["))
         fresh = true
@@ -35,7 +36,7 @@ public struct JSONBytes: Sendable {
     }
 
     /// `"key": value`, the value written by `value`.
-    public mutating func member(_ key: String, _ value: (inout JSONBytes) -> Void) {
+    mutating func member(_ key: String, _ value: (inout JSONBytes) -> Void) {
         separate()
         writeString(key)
         bytes.append(UInt8(ascii: ":"))
@@ -44,40 +45,39 @@ public struct JSONBytes: Sendable {
         fresh = false
     }
 
-    public mutating func member(_ key: String, _ text: String?) { member(key) { $0.string(text) } }
-    public mutating func member<Integer: BinaryInteger>(_ key: String, _ number: Integer?) { member(key) { $0.integer(number) } }
-    public mutating func member(_ key: String, _ number: Double) { member(key) { $0.double(number) } }
-    public mutating func member(_ key: String, _ flag: Bool) { member(key) { $0.bool(flag) } }
-    public mutating func member(_ key: String, ids: [Int64]) { member(key) { $0.integers(ids) } }
+    mutating func member(_ key: String, _ text: String?) { member(key) { $0.string(text) } }
+    mutating func member<Integer: SignedInteger & FixedWidthInteger>(_ key: String, _ number: Integer?) { member(key) { $0.integer(number) } }
+    mutating func member(_ key: String, _ number: Double) { member(key) { $0.double(number) } }
+    mutating func member(_ key: String, _ flag: Bool) { member(key) { $0.bool(flag) } }
+    mutating func member(_ key: String, ids: [Int64]) { member(key) { $0.integers(ids) } }
 
-    public mutating func string(_ text: String?) {
+    mutating func string(_ text: String?) {
         separate()
         guard let text else { return appendLiteral("null") }
         writeString(text)
     }
 
-    public mutating func integer<Integer: BinaryInteger>(_ number: Integer?) {
+    mutating func integer<Integer: SignedInteger & FixedWidthInteger>(_ number: Integer?) {
         separate()
         guard let number else { return appendLiteral("null") }
         appendDecimal(Int64(number))
     }
 
     /// A finite number (durations); not-a-number and infinities, which JSON lacks, become null.
-    public mutating func double(_ number: Double) {
+    mutating func double(_ number: Double) {
         separate()
         guard number.isFinite else { return appendLiteral("null") }
         bytes += "\(number)".utf8
     }
 
-    public mutating func bool(_ flag: Bool) {
+    mutating func bool(_ flag: Bool) {
         separate()
         appendLiteral(flag ? "true" : "false")
     }
 
     /// `[1,2,3]`: the hot path, id lists.
-    public mutating func integers(_ numbers: [Int64]) {
+    mutating func integers(_ numbers: [Int64]) {
         separate()
-        bytes.reserveCapacity(bytes.count + numbers.count * 9 + 2)
         bytes.append(UInt8(ascii: "["))
         for (index, number) in numbers.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
@@ -114,6 +114,8 @@ public struct JSONBytes: Sendable {
         }
     }
 
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
     /// A JSON string: `"` and `\` escaped, control characters as `\n`, `\t`, … or `\u00XX`;
     /// everything else as its UTF-8 bytes.
     private mutating func writeString(_ text: String) {
@@ -126,8 +128,7 @@ public struct JSONBytes: Sendable {
             case 0x0D: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
             case 0x09: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
             case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                bytes += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+                bytes += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0xF)]]
             default: bytes.append(byte)
             }
         }
