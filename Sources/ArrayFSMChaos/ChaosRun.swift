@@ -106,6 +106,8 @@ public struct ChaosRun: Sendable {
             let injector = FaultInjector(scenario: scenario, size: size, fleet: fleet, postgres: postgres, harness: harness,
                                          broker: broker, client: client, arrays: spec.plan(), logger: logger)
             let faults: [ProgressMonitor.Fault]
+            let answered: Bool
+            var tails: [String] = []
             do {
                 faults = try await withThrowingTaskGroup(of: [ProgressMonitor.Fault].self) { group in
                     group.addTask { try await replay(workload, harness: harness); return [] }
@@ -114,31 +116,32 @@ public struct ChaosRun: Sendable {
                     for try await faults in group { all += faults }
                     return all
                 }
+
+                progress("\(scenario.rawValue): waiting for every command to be answered")
+                answered = try await waitForCompletion(expected, client: client, harness: harness, fleet: fleet,
+                                                       timeout: .seconds(sabotage == nil ? 240 : 20))
+                if !answered {
+                    tails = fleet.outputTails()
+                    // What the service's connections were doing when it stopped making progress.
+                    let rows = try? await client.query(
+                        """
+                        SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, ''), extract(epoch FROM now() - state_change)::float8, left(query, 80)
+                        FROM pg_stat_activity WHERE usename = \(ServiceRole.name)
+                        """, logger: logger)
+                    if let rows {
+                        for try await (pid, state, wait, age, query) in rows.decode((Int32, String?, String, Double?, String?).self) {
+                            tails.append("backend \(pid): \(state ?? "?") \(wait) for \(Int(age ?? 0)) s: \(query ?? "")")
+                        }
+                    }
+                }
             } catch {
                 // The driver gives up: its serve children must not outlive it.
                 supervisor.cancel()
                 await supervisor.value
                 await fleet.killAll()
                 monitorTask.cancel()
+                try? await harness.shutdown()
                 throw error
-            }
-
-            progress("\(scenario.rawValue): waiting for every command to be answered")
-            let answered = try await waitForCompletion(expected, client: client, harness: harness, fleet: fleet,
-                                                       timeout: .seconds(sabotage == nil ? 240 : 20))
-            var tails = answered ? [] : fleet.outputTails()
-            if !answered {
-                // What the service's connections were doing when it stopped making progress.
-                let rows = try? await client.query(
-                    """
-                    SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, ''), extract(epoch FROM now() - state_change)::float8, left(query, 80)
-                    FROM pg_stat_activity WHERE usename = \(ServiceRole.name)
-                    """, logger: logger)
-                if let rows {
-                    for try await (pid, state, wait, age, query) in rows.decode((Int32, String?, String, Double?, String?).self) {
-                        tails.append("backend \(pid): \(state ?? "?") \(wait) for \(Int(age ?? 0)) s: \(query ?? "")")
-                    }
-                }
             }
             supervisor.cancel()
             await supervisor.value
