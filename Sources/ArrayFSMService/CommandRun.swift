@@ -3,12 +3,15 @@ import Logging
 import PostgresNIO
 
 /// Consecutive commands of one groupable type, on distinct arrays, that one set-based statement
-/// applies together: many small launches or limit reads become one round trip instead of two each.
+/// applies together: many queueings, instantiations, launches, distributor-id maps or limit reads become one round trip per step instead of
+/// one per step per command.
 ///
 /// Only consecutive commands are grouped and each array appears once, so per-array order is what
 /// it would be one by one. Commands that fail validation, repeats, and other types end the run.
 struct CommandRun {
     enum Kind {
+        case record
+        case instantiate
         case launch
         case maxConcurrency
         case distributorIDs
@@ -45,6 +48,8 @@ struct CommandRun {
 
     static func kind(of command: Command) -> Kind? {
         switch command.operation {
+        case .recordArrayBatchNum: .record
+        case .instantiateArrayBatch: .instantiate
         case .transitionArrayToLaunched: .launch
         case .getArrayMaxConcurrentlyRunning(let op) where op.isGroupable: .maxConcurrency
         case .logArrayDistributorID(let op) where op.byStep == nil: .distributorIDs
@@ -54,6 +59,8 @@ struct CommandRun {
 
     static func arrayID(of command: Command) -> Int64 {
         switch command.operation {
+        case .recordArrayBatchNum(let op): op.arrayID
+        case .instantiateArrayBatch(let op): op.arrayID
         case .transitionArrayToLaunched(let op): op.arrayID
         case .logArrayDistributorID(let op): op.arrayID
         case .getArrayMaxConcurrentlyRunning(let op):
@@ -67,18 +74,29 @@ struct CommandRun {
         -> [(Result<ResultPayload, OperationError>, [TransitionGroup])]
     {
         switch kind {
+        case .record:
+            let operations = commands.map { command -> RecordArrayBatchNum in
+                guard case .recordArrayBatchNum(let op) = command.0.operation else { preconditionFailure() }
+                return op
+            }
+            return try await RecordArrayBatchNum.applyGrouped(operations, on: connection, logger: logger).map { result in
+                switch result {
+                case .success(let out): (.success(.recordArrayBatchNum(batches: out.batches, tasksByStatus: out.tasksByStatus)), out.transitions)
+                case .failure(let error): (.failure(error), [])
+                }
+            }
+        case .instantiate:
+            let operations = commands.map { command -> InstantiateArrayBatch in
+                guard case .instantiateArrayBatch(let op) = command.0.operation else { preconditionFailure() }
+                return op
+            }
+            return Self.batchResults(try await InstantiateArrayBatch.applyGrouped(operations, on: connection, logger: logger))
         case .launch:
             let operations = commands.map { command -> TransitionArrayToLaunched in
                 guard case .transitionArrayToLaunched(let op) = command.0.operation else { preconditionFailure() }
                 return op
             }
-            return try await TransitionArrayToLaunched.applyGrouped(operations, on: connection, logger: logger).map { result in
-                switch result {
-                case .success(let out):
-                    (.success(.batchTransition(taskInstances: out.taskInstanceIDs.count, tasks: out.taskIDs.count)), out.transitions)
-                case .failure(let error): (.failure(error), [])
-                }
-            }
+            return Self.batchResults(try await TransitionArrayToLaunched.applyGrouped(operations, on: connection, logger: logger))
         case .distributorIDs:
             let operations = commands.map { command -> LogArrayDistributorID in
                 guard case .logArrayDistributorID(let op) = command.0.operation else { preconditionFailure() }
@@ -94,6 +112,20 @@ struct CommandRun {
             }
             return try await GetArrayMaxConcurrentlyRunning.applyGrouped(operations, on: connection, logger: logger).map {
                 ($0.map { .maxConcurrentlyRunning($0) }, [])
+            }
+        }
+    }
+}
+
+extension CommandRun {
+    static func batchResults(_ results: [Result<BatchTransitionOutput, OperationError>])
+        -> [(Result<ResultPayload, OperationError>, [TransitionGroup])]
+    {
+        results.map { result in
+            switch result {
+            case .success(let out):
+                (.success(.batchTransition(taskInstances: out.taskInstanceIDs.count, tasks: out.taskIDs.count)), out.transitions)
+            case .failure(let error): (.failure(error), [])
             }
         }
     }

@@ -255,6 +255,39 @@ import Testing
         }
     }
 
+    @Test func groupedQueueingsAndInstantiationsAnswerEachCommand() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            var arrays: [ArrayFixture] = []
+            for tasks in [3, 4, 2] { arrays.append(try await ArrayFixture.make(db, tasks: tasks)) }
+            var messages: [IncomingCommand] = []
+            for (n, fixture) in arrays.enumerated() {
+                // The third names a task of the first: refused, and only it.
+                messages.append(message(CommandMessage.json("record_array_batch_num", id: "r-\(n)", payload: [
+                    "array_id": fixture.arrayID, "task_ids": fixture.taskIDs + (n == 2 ? [arrays[0].taskIDs[0]] : []),
+                    "task_resources_id": 1, "workflow_run_id": 2])))
+            }
+            for (n, fixture) in arrays.enumerated() {
+                messages.append(message(CommandMessage.json("instantiate_array_batch", id: "i-\(n)", payload: [
+                    "array_id": fixture.arrayID, "batch_number": 1])))
+            }
+            let outcome = try await processor.process(messages, logger: logger)
+            #expect(outcome.commands.map(\.status) == ["ok", "ok", "rejected", "ok", "ok", "rejected"])
+            #expect(outcome.transitions == ["task:G->Q": 7, "task_instance:new->Q": 7, "task:Q->I": 7, "task_instance:Q->I": 7])
+            let results = try await outbox(db).filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            #expect(results.map { $0["command_id"] as! String } == ["r-0", "r-1", "r-2", "i-0", "i-1", "i-2"])
+            let second = results[1]["result"] as! [String: Any]
+            let batches = second["batches"] as! [[String: Any]]
+            #expect(batches.count == 1 && (batches[0]["task_instance_ids"] as! [NSNumber]).count == 4)
+            #expect(((second["tasks_by_status"] as! [String: Any])["Q"] as! [NSNumber]).map(\.int64Value) == arrays[1].taskIDs)
+            #expect((results[2]["error"] as! [String: Any])["code"] as? String == "tasks_not_in_array")
+            #expect((results[5]["error"] as! [String: Any])["code"] as? String == "batch_not_found")
+            #expect(try await db.taskCounts(arrayID: arrays[0].arrayID) == ["I": 3])
+            #expect(try await db.taskCounts(arrayID: arrays[2].arrayID) == ["G": 2])
+            #expect(try await db.taskInstanceCounts(arrayID: arrays[1].arrayID) == ["I": 4])
+        }
+    }
+
     @Test func groupedDistributorIDsMatchApplyingThemOneByOne() async throws {
         try await TestPostgres.withDatabase { db in
             let processor = CommandBatchProcessor(database: db)

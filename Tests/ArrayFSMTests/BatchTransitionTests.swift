@@ -166,4 +166,51 @@ import Testing
             #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["I": 3], "tasks are left as they are")
         }
     }
+    @Test func instantiatingManyArraysTogetherMatchesInstantiatingEachAlone() async throws {
+        try await TestPostgres.withDatabase { db in
+            // Twin sets of arrays queued in batches of 2: batch 1, batch 2, an already instantiated
+            // batch (moves nothing), a batch never issued, and an unknown array.
+            func prepare() async throws -> [ArrayFixture] {
+                var arrays: [ArrayFixture] = []
+                for n in 0..<4 {
+                    let fixture = try await ArrayFixture.make(db, tasks: 5)
+                    _ = try await fixture.queueAll(db, chunkSize: 2)
+                    if n == 2 { _ = try await db.perform(InstantiateArrayBatch(arrayID: fixture.arrayID, batchNumber: 1), logger: logger) }
+                    arrays.append(fixture)
+                }
+                return arrays
+            }
+            func operations(_ arrays: [ArrayFixture]) -> [InstantiateArrayBatch] {
+                zip(arrays, [1, 2, 1, 9] as [Int32]).map { InstantiateArrayBatch(arrayID: $0.arrayID, batchNumber: $1) }
+                    + [InstantiateArrayBatch(arrayID: 999_999_999, batchNumber: 1)]
+            }
+            let together = try await prepare()
+            let alone = try await prepare()
+            let grouped = try await db.transaction(logger: logger) { connection in
+                try await InstantiateArrayBatch.applyGrouped(operations(together), on: connection, logger: logger)
+            }
+            var one: [Result<BatchTransitionOutput, OperationError>] = []
+            for operation in operations(alone) {
+                do { one.append(.success(try await db.perform(operation, logger: logger))) } catch let error as OperationError { one.append(.failure(error)) }
+            }
+            func shape(_ result: Result<BatchTransitionOutput, OperationError>) -> String {
+                switch result {
+                case .failure(let error): error.code.rawValue
+                case .success(let out):
+                    "\(out.taskIDs.count)/\(out.taskInstanceIDs.count) "
+                        + out.transitions.map { "\($0.entity.rawValue) \($0.from ?? "-")→\($0.to) b\($0.batchNumber ?? 0) ×\($0.ids.count)" }.joined(separator: ", ")
+                }
+            }
+            #expect(grouped.map(shape) == one.map(shape))
+            #expect(grouped.map(shape).map { $0.prefix(4) } == ["2/2 ", "2/2 ", "0/0 ", "batc", "not_"])
+            for (g, a) in zip(together, alone) {
+                #expect(try await db.tasks(arrayID: g.arrayID).map(\.status) == (try await db.tasks(arrayID: a.arrayID).map(\.status)))
+                #expect(try await db.taskInstances(arrayID: g.arrayID).map { "\($0.batchNumber).\($0.stepID) \($0.status)" }
+                        == (try await db.taskInstances(arrayID: a.arrayID).map { "\($0.batchNumber).\($0.stepID) \($0.status)" }))
+            }
+            // The moved ids are the array's own: batch 2 of array 1 is its tasks 2 and 3.
+            let second = try grouped[1].get()
+            #expect(second.taskIDs == Array(together[1].taskIDs[2..<4]))
+        }
+    }
 }

@@ -162,6 +162,95 @@ import Testing
             #expect(try await db.taskInstances(arrayID: fixture.arrayID).count == 2)
         }
     }
+
+    @Test func queueingManyArraysTogetherMatchesQueueingEachAlone() async throws {
+        try await TestPostgres.withDatabase { db in
+            // Twin sets of arrays, prepared alike: one set queued in one grouped call, one op by op.
+            // 0: all registering, chunks of 2; 1: two adjusting and one done, chunks of 3; 2: two tasks
+            // queued earlier, chunks of 2; 3: names a task of array 0 (refused); 4: nothing movable.
+            func prepare() async throws -> [ArrayFixture] {
+                var arrays: [ArrayFixture] = []
+                for n in 0..<5 {
+                    let fixture = try await ArrayFixture.make(db, tasks: 5)
+                    let ids = fixture.taskIDs
+                    switch n {
+                    case 1:
+                        try await db.setTaskStatus([ids[1], ids[3]], to: .adjustingResources)
+                        try await db.setTaskStatus([ids[4]], to: .done)
+                    case 2:
+                        _ = try await db.perform(
+                            RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: Array(ids[0..<2]), taskResourcesID: 1, workflowRunID: 1),
+                            logger: logger)
+                    case 4: try await db.setTaskStatus(ids, to: .done)
+                    default: break
+                    }
+                    arrays.append(fixture)
+                }
+                return arrays
+            }
+            func operations(_ arrays: [ArrayFixture]) -> [RecordArrayBatchNum] {
+                let chunks: [Int32] = [2, 3, 2, 2, 2]
+                return arrays.enumerated().map { n, fixture in
+                    RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: fixture.taskIDs + (n == 3 ? [arrays[0].taskIDs[0]] : []),
+                                        taskResourcesID: 7, workflowRunID: 8, chunkSize: chunks[n])
+                } + [RecordArrayBatchNum(arrayID: 999_999_999, taskIDs: [1], taskResourcesID: 7, workflowRunID: 8)]
+            }
+            let together = try await prepare()
+            let alone = try await prepare()
+            let groupedResults = try await db.transaction(logger: logger) { connection in
+                try await RecordArrayBatchNum.applyGrouped(operations(together), on: connection, logger: logger)
+            }
+            var aloneResults: [Result<RecordArrayBatchNum.Output, OperationError>] = []
+            for operation in operations(alone) {
+                do {
+                    aloneResults.append(.success(try await db.perform(operation, logger: logger)))
+                } catch let error as OperationError {
+                    aloneResults.append(.failure(error))
+                }
+            }
+
+            /// An output with ids replaced by positions in the array's task list, comparable across twins.
+            func shape(_ result: Result<RecordArrayBatchNum.Output, OperationError>, _ fixture: ArrayFixture?) -> String {
+                switch result {
+                case .failure(let error): return error.code.rawValue
+                case .success(let out):
+                    let position = { (id: Int64) in fixture!.taskIDs.firstIndex(of: id)! }
+                    let batches = out.batches.map { "\($0.batchNumber):\($0.taskInstanceIDs.count)" }
+                    let statuses = out.tasksByStatus.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.map(position))" }
+                    let transitions = out.transitions.map { "\($0.entity.rawValue) \($0.from ?? "-")→\($0.to) b\($0.batchNumber ?? 0) ×\($0.ids.count)" }
+                    return "\(batches) \(statuses) \(transitions.sorted())"
+                }
+            }
+            let shapes = { (results: [Result<RecordArrayBatchNum.Output, OperationError>], arrays: [ArrayFixture]) in
+                results.enumerated().map { shape($1, $0 < arrays.count ? arrays[$0] : nil) }
+            }
+            #expect(shapes(groupedResults, together) == shapes(aloneResults, alone))
+            #expect(groupedResults.map { (try? $0.get())?.batches.map { "\($0.batchNumber):\($0.taskInstanceIDs.count)" } }
+                    == [["1:2", "2:2", "3:1"], ["1:3", "2:1"], ["2:2", "3:1"], nil, [], nil])
+            let codes: [OperationError.Code?] = groupedResults.map { result in
+                if case .failure(let error) = result { error.code } else { nil }
+            }
+            #expect(codes == [nil, nil, nil, .tasksNotInArray, nil, .arrayNotFound])
+
+            for (g, a) in zip(together, alone) {
+                let position = { (fixture: ArrayFixture, id: Int64) in fixture.taskIDs.firstIndex(of: id)! }
+                #expect(try await db.tasks(arrayID: g.arrayID).map { "\($0.status)\($0.numAttempts)" }
+                        == (try await db.tasks(arrayID: a.arrayID).map { "\($0.status)\($0.numAttempts)" }))
+                #expect(try await db.taskInstances(arrayID: g.arrayID).map { "\(position(g, $0.taskID)) \($0.batchNumber).\($0.stepID) \($0.status)" }
+                        == (try await db.taskInstances(arrayID: a.arrayID).map { "\(position(a, $0.taskID)) \($0.batchNumber).\($0.stepID) \($0.status)" }))
+            }
+            // The counters moved alike: the next batch of each array gets the same number.
+            for (g, a) in zip(together, alone) {
+                let next = { (fixture: ArrayFixture) in
+                    try await db.perform(RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: fixture.taskIDs, taskResourcesID: 1, workflowRunID: 1),
+                                         logger: logger)
+                }
+                try await db.setTaskStatus(g.taskIDs, to: .adjustingResources)
+                try await db.setTaskStatus(a.taskIDs, to: .adjustingResources)
+                #expect(try await next(g).batches.map(\.batchNumber) == (try await next(a).batches.map(\.batchNumber)))
+            }
+        }
+    }
 }
 
 extension RecordArrayBatchNum: CustomTestStringConvertible {

@@ -37,39 +37,15 @@ extension TransitionArrayToLaunched {
     public static func applyGrouped(
         _ operations: [TransitionArrayToLaunched], on connection: PostgresConnection, logger: Logger
     ) async throws -> [Result<BatchTransitionOutput, OperationError>] {
-        // The array rows first, ascending, as every operation does.
-        var lastBatch: [Int64: Int32] = [:]
-        let locked = try await connection.query(
-            """
-            SELECT id, last_batch_num FROM "array" WHERE id = ANY(\(operations.map(\.arrayID)))
-            ORDER BY id FOR NO KEY UPDATE
-            """, logger: logger)
-        for try await (id, last) in locked.decode((Int64, Int32).self) { lastBatch[id] = last }
-
-        var results: [Result<BatchTransitionOutput, OperationError>] = []
-        var valid: [Int] = []
-        for (index, operation) in operations.enumerated() {
-            guard let last = lastBatch[operation.arrayID] else {
-                results.append(.failure(.arrayNotFound(operation.arrayID)))
-                continue
-            }
-            guard operation.batchNumber <= last else {
-                results.append(.failure(.batchNotFound(arrayID: operation.arrayID, batchNumber: operation.batchNumber, lastIssued: last)))
-                continue
-            }
-            results.append(.success(BatchTransitionOutput(taskInstanceIDs: [], taskIDs: [], transitions: [])))
-            valid.append(index)
-        }
-        guard !valid.isEmpty else { return results }
-
-        let indexes = valid.map { Int32($0) }
-        let arrays = valid.map { operations[$0].arrayID }
-        let batches = valid.map { operations[$0].batchNumber }
-        let increments = valid.map { operations[$0].nextReportIncrement }
-        let rows = try await connection.query(
+        try await GroupedBatchTransition.apply(
+            operations.map { ($0.arrayID, $0.batchNumber) }, from: (.instantiating, .instantiated), to: (.launched, .launched),
+            on: connection, logger: logger
+        ) { valid in
             """
             WITH c AS (
-                SELECT * FROM unnest(\(indexes)::int[], \(arrays)::bigint[], \(batches)::int[], \(increments)::float8[])
+                SELECT * FROM unnest(\(valid.map { Int32($0) })::int[], \(valid.map { operations[$0].arrayID })::bigint[],
+                                     \(valid.map { operations[$0].batchNumber })::int[],
+                                     \(valid.map { operations[$0].nextReportIncrement })::float8[])
                     AS c(idx, array_id, batch, increment)
             ), tasks AS (
                 UPDATE task SET status = 'O', status_date = now()
@@ -89,27 +65,111 @@ extension TransitionArrayToLaunched {
             SELECT 'task', idx, array_agg(id) FROM tasks GROUP BY idx
             UNION ALL
             SELECT 'task_instance', idx, array_agg(id) FROM instances GROUP BY idx
-            """, logger: logger)
+            """
+        }
+    }
+}
+
+extension InstantiateArrayBatch {
+    /// Instantiates one batch of each of many arrays in one statement; results in input order.
+    /// The arrays must be distinct.
+    public static func applyGrouped(
+        _ operations: [InstantiateArrayBatch], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Result<BatchTransitionOutput, OperationError>] {
+        try await GroupedBatchTransition.apply(
+            operations.map { ($0.arrayID, $0.batchNumber) }, from: (.queued, .queued), to: (.instantiating, .instantiated),
+            on: connection, logger: logger
+        ) { valid in
+            """
+            WITH c AS (
+                SELECT * FROM unnest(\(valid.map { Int32($0) })::int[], \(valid.map { operations[$0].arrayID })::bigint[],
+                                     \(valid.map { operations[$0].batchNumber })::int[])
+                    AS c(idx, array_id, batch)
+            ), tasks AS (
+                UPDATE task SET status = 'I', status_date = now()
+                FROM (SELECT DISTINCT c.idx, c.array_id, ti.task_id
+                      FROM c JOIN task_instance ti
+                           ON ti.array_id = c.array_id AND ti.array_batch_num = c.batch AND ti.status = 'Q') AS b
+                WHERE task.id = b.task_id AND task.array_id = b.array_id AND task.status = 'Q'
+                RETURNING b.idx, task.id
+            ), instances AS (
+                UPDATE task_instance AS ti SET status = 'I', status_date = now()
+                FROM c
+                WHERE ti.array_id = c.array_id AND ti.array_batch_num = c.batch AND ti.status = 'Q'
+                RETURNING c.idx, ti.id
+            )
+            SELECT 'task', idx, array_agg(id) FROM tasks GROUP BY idx
+            UNION ALL
+            SELECT 'task_instance', idx, array_agg(id) FROM instances GROUP BY idx
+            """
+        }
+    }
+}
+
+/// The part every grouped batch transition shares: lock the arrays, refuse unknown arrays and
+/// batches never issued, run the one statement for the rest, and turn its rows — one per
+/// (entity, command index): `'task' | 'task_instance', idx, array_agg(id)` — into outputs.
+enum GroupedBatchTransition {
+    static func apply(
+        _ targets: [(arrayID: Int64, batchNumber: Int32)],
+        from: (task: TaskStatus, instance: TaskInstanceStatus), to: (task: TaskStatus, instance: TaskInstanceStatus),
+        on connection: PostgresConnection, logger: Logger,
+        statement: (_ valid: [Int]) -> PostgresQuery
+    ) async throws -> [Result<BatchTransitionOutput, OperationError>] {
+        let lastBatch = try await ArrayRowLock.acquire(targets.map(\.arrayID), on: connection, logger: logger)
+        var results: [Result<BatchTransitionOutput, OperationError>] = []
+        var valid: [Int] = []
+        for (index, target) in targets.enumerated() {
+            guard let last = lastBatch[target.arrayID] else {
+                results.append(.failure(.arrayNotFound(target.arrayID)))
+                continue
+            }
+            guard target.batchNumber <= last else {
+                results.append(.failure(.batchNotFound(arrayID: target.arrayID, batchNumber: target.batchNumber, lastIssued: last)))
+                continue
+            }
+            results.append(.success(BatchTransitionOutput(taskInstanceIDs: [], taskIDs: [], transitions: [])))
+            valid.append(index)
+        }
+        guard !valid.isEmpty else { return results }
+
         var moved: [Int: (tasks: [Int64], instances: [Int64])] = [:]
+        let rows = try await connection.query(statement(valid), logger: logger)
         for try await (entity, index, ids) in rows.decode((String, Int32, [Int64]).self) {
-            if entity == "task" {
+            // Sorted here rather than by ORDER BY inside array_agg, which would sort in the database
+            // while holding the locks.
+            if entity == TransitionGroup.Entity.task.rawValue {
                 moved[Int(index), default: ([], [])].tasks = ids.sorted()
             } else {
                 moved[Int(index), default: ([], [])].instances = ids.sorted()
             }
         }
         for index in valid {
-            let operation = operations[index]
+            let target = targets[index]
             let (tasks, instances) = moved[index] ?? ([], [])
             results[index] = .success(
                 BatchTransitionOutput(
                     taskInstanceIDs: instances, taskIDs: tasks,
                     transitions: [
-                        .tasks(.instantiating, .launched, arrayID: operation.arrayID, batchNumber: operation.batchNumber, ids: tasks),
-                        .taskInstances(.instantiated, .launched, arrayID: operation.arrayID, batchNumber: operation.batchNumber, ids: instances),
+                        .tasks(from.task, to.task, arrayID: target.arrayID, batchNumber: target.batchNumber, ids: tasks),
+                        .taskInstances(from.instance, to.instance, arrayID: target.arrayID, batchNumber: target.batchNumber, ids: instances),
                     ].nonEmpty()))
         }
         return results
+    }
+}
+
+extension ArrayRowLock {
+    /// Locks many array rows, ascending (as every operation locks); returns the last batch number
+    /// issued for each array that exists.
+    static func acquire(_ arrayIDs: [Int64], on connection: PostgresConnection, logger: Logger) async throws -> [Int64: Int32] {
+        var lastBatch: [Int64: Int32] = [:]
+        let rows = try await connection.query(
+            """
+            SELECT id, last_batch_num FROM "array" WHERE id = ANY(\(arrayIDs)) ORDER BY id FOR NO KEY UPDATE
+            """, logger: logger)
+        for try await (id, last) in rows.decode((Int64, Int32).self) { lastBatch[id] = last }
+        return lastBatch
     }
 }
 
@@ -119,12 +179,7 @@ extension LogArrayDistributorID {
     public static func applyGrouped(
         _ operations: [LogArrayDistributorID], on connection: PostgresConnection, logger: Logger
     ) async throws -> [Result<Output, OperationError>] {
-        var present = Set<Int64>()
-        let locked = try await connection.query(
-            """
-            SELECT id FROM "array" WHERE id = ANY(\(operations.map(\.arrayID))) ORDER BY id FOR NO KEY UPDATE
-            """, logger: logger)
-        for try await id in locked.decode(Int64.self) { present.insert(id) }
+        let present = try await ArrayRowLock.acquire(operations.map(\.arrayID), on: connection, logger: logger)
 
         // One row per task instance (command index, id, distributor id); one row per command for
         // the array and the templates, joined by index, so a template travels once per command.
@@ -135,7 +190,7 @@ extension LogArrayDistributorID {
         for (index, operation) in operations.enumerated() {
             let pairs = operation.distributorIDs.sorted { $0.key < $1.key }
             requested.append(pairs.map(\.key))
-            guard present.contains(operation.arrayID) else { continue }
+            guard present[operation.arrayID] != nil else { continue }
             for (id, distributorID) in pairs {
                 commandIndexes.append(Int32(index))
                 instanceIDs.append(id)
@@ -165,7 +220,9 @@ extension LogArrayDistributorID {
                                                                      '{task_instance_id}', ti.id::text)
                                       ELSE ti.stderr END
                     FROM d JOIN c ON c.idx = d.idx
-                    WHERE ti.id = d.id AND ti.array_id = c.array_id
+                    -- The ANY repeats c's arrays for the planner: without it, it joined c with a scan
+                    -- of the whole table (100 × 1,000 ids among 400k rows: 0.35 s; with it 0.27 s).
+                    WHERE ti.id = d.id AND ti.array_id = c.array_id AND ti.array_id = ANY(\(operations.map(\.arrayID)))
                     RETURNING d.idx, ti.id
                 )
                 SELECT idx, array_agg(id) FROM updated GROUP BY idx
@@ -173,7 +230,7 @@ extension LogArrayDistributorID {
             for try await (index, ids) in rows.decode((Int32, [Int64]).self) { updated[Int(index)] = ids.sorted() }
         }
         return operations.enumerated().map { index, operation in
-            guard present.contains(operation.arrayID) else { return .failure(.arrayNotFound(operation.arrayID)) }
+            guard present[operation.arrayID] != nil else { return .failure(.arrayNotFound(operation.arrayID)) }
             let done = updated[index] ?? []
             let doneSet = Set(done)
             return .success(Output(taskInstanceIDs: done, skippedIDs: requested[index].filter { !doneSet.contains($0) }))

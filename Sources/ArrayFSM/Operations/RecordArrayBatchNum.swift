@@ -55,86 +55,135 @@ public struct RecordArrayBatchNum: ArrayOperation {
     }
 
     public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
-        let lastBatch = try await ArrayRowLock.acquire(arrayID, on: connection, logger: logger)
-        let requested = Array(Set(taskIDs)).sorted()
+        try await Self.applyGrouped([self], on: connection, logger: logger)[0].get()
+    }
 
-        // Learn the requested tasks' statuses, and that they are this array's. No row locks: a task
-        // never changes array, our own writers of this array's tasks wait on the array row, and the
-        // UPDATE below re-checks the status of each row it moves (so an outside writer racing us
-        // only changes which tasks move, which the UPDATE reports). Locking 100k rows first cost
-        // a WAL record per row.
-        var statusByID: [String: [Int64]] = [:]
-        var found = 0
-        let locked = try await connection.query(
-            """
-            SELECT status, array_agg(id ORDER BY id) FROM task
-            WHERE id = ANY(\(requested)) AND array_id = \(arrayID)
-            GROUP BY status
-            """, logger: logger)
-        for try await (status, ids) in locked.decode((String, [Int64]).self) {
-            statusByID[status] = ids
-            found += ids.count
-        }
-        if found != requested.count {
-            let present = Set(statusByID.values.joined())
-            throw OperationError.tasksNotInArray(requested.filter { !present.contains($0) }, arrayID: arrayID)
-        }
+    /// Queues the tasks of many commands on distinct arrays with one statement per step (lock,
+    /// status read, write) instead of three per command; results in input order, each exactly what
+    /// applying its command alone would give. One command's refusal does not affect the others:
+    /// refusals are decided before the write.
+    public static func applyGrouped(
+        _ operations: [RecordArrayBatchNum], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Result<Output, OperationError>] {
+        let lastBatch = try await ArrayRowLock.acquire(operations.map(\.arrayID), on: connection, logger: logger)
 
-        let registering = statusByID[TaskStatus.registering.rawValue] ?? []
-        let adjusting = statusByID[TaskStatus.adjustingResources.rawValue] ?? []
-        let movable = (registering + adjusting).sorted()
-        guard !movable.isEmpty else {
-            return Output(batches: [], tasksByStatus: statusByID, transitions: [])
-        }
-
-        // One statement queues the tasks, advances the array's batch counter by the number of
-        // chunks, and inserts the task instances for exactly the tasks the UPDATE moved.
-        let batchRows = try await connection.query(
-            """
-            WITH moved AS (
-                UPDATE task
-                SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1
-                WHERE id = ANY(\(movable)) AND status IN ('G', 'A')
-                RETURNING id
-            ), ranked AS (
-                SELECT id, (row_number() OVER (ORDER BY id) - 1)::int AS rank FROM moved
-            ), counter AS (
-                UPDATE "array"
-                SET last_batch_num = \(lastBatch) + (SELECT ((count(*) + \(chunkSize) - 1) / \(chunkSize))::int FROM moved)
-                WHERE id = \(arrayID)
-            ), inserted AS (
-                INSERT INTO task_instance
-                    (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status, status_date)
-                SELECT \(workflowRunID), \(arrayID), id, \(taskResourcesID),
-                       \(lastBatch) + rank / \(chunkSize) + 1, rank % \(chunkSize), 'Q', now()
-                FROM ranked
-                RETURNING id, array_batch_num, array_step_id
-            )
-            SELECT array_batch_num, array_agg(id ORDER BY array_step_id)
-            FROM inserted GROUP BY array_batch_num
-            UNION ALL
-            SELECT 0, array_agg(id ORDER BY id) FROM moved
-            ORDER BY 1
-            """, logger: logger)
-        var batches: [Batch] = []
-        var moved: [Int64] = []
-        for try await (number, ids) in batchRows.decode((Int32, [Int64]?).self) {
-            if number == 0 {
-                moved = ids ?? []
-            } else {
-                batches.append(Batch(batchNumber: number, taskInstanceIDs: ids ?? []))
+        // Learn the requested tasks' statuses, and that they are their command's array's. No row
+        // locks: a task never changes array, our own writers of these arrays' tasks wait on the
+        // array rows, and the UPDATE below re-checks the status of each row it moves (so an outside
+        // writer racing us only changes which tasks move, which the UPDATE reports). Locking 100k
+        // rows first cost a WAL record per row.
+        let requested = operations.map { Array(Set($0.taskIDs)).sorted() }
+        let lookedUp = zip(operations, requested).filter { lastBatch[$0.0.arrayID] != nil }
+        var found: [Int64: [String: [Int64]]] = [:]  // array → status → ids, ascending
+        if !lookedUp.isEmpty {
+            let rows = try await connection.query(
+                """
+                SELECT array_id, status, array_agg(id ORDER BY id) FROM task
+                WHERE id = ANY(\(lookedUp.flatMap(\.1))) AND array_id = ANY(\(lookedUp.map(\.0.arrayID)))
+                GROUP BY array_id, status
+                """, logger: logger)
+            for try await (arrayID, status, ids) in rows.decode((Int64, String, [Int64]).self) {
+                found[arrayID, default: [:]][status] = ids
             }
         }
 
-        // Usually moved == movable; an outside writer may have changed a task since the SELECT.
+        var results: [Result<Output, OperationError>] = []
+        var plans: [Int: (statusByID: [String: [Int64]], movable: [Int64])] = [:]
+        for (index, operation) in operations.enumerated() {
+            guard lastBatch[operation.arrayID] != nil else {
+                results.append(.failure(.arrayNotFound(operation.arrayID)))
+                continue
+            }
+            // The rows hold every asked-for id found in any of the run's arrays: keep this
+            // command's own (a command naming another command's task must not count it as found).
+            let asked = Set(requested[index])
+            var statusByID: [String: [Int64]] = [:]
+            var count = 0
+            for (status, ids) in found[operation.arrayID] ?? [:] {
+                let mine = ids.filter(asked.contains)
+                guard !mine.isEmpty else { continue }
+                statusByID[status] = mine
+                count += mine.count
+            }
+            if count != asked.count {
+                let present = Set(statusByID.values.joined())
+                results.append(.failure(.tasksNotInArray(requested[index].filter { !present.contains($0) }, arrayID: operation.arrayID)))
+                continue
+            }
+            let movable = ((statusByID[TaskStatus.registering.rawValue] ?? []) + (statusByID[TaskStatus.adjustingResources.rawValue] ?? [])).sorted()
+            results.append(.success(Output(batches: [], tasksByStatus: statusByID, transitions: [])))
+            if !movable.isEmpty { plans[index] = (statusByID, movable) }
+        }
+        guard !plans.isEmpty else { return results }
+
+        // One statement queues the tasks, advances each array's batch counter by its number of
+        // chunks, and inserts the task instances for exactly the tasks the UPDATE moved, numbered
+        // per array in ascending task-id order.
+        let writing = plans.keys.sorted()
+        let arrays = writing.map { operations[$0].arrayID }
+        let rows = try await connection.query(
+            """
+            WITH c AS (
+                SELECT * FROM unnest(\(arrays)::bigint[], \(arrays.map { lastBatch[$0]! })::int[],
+                                     \(writing.map { operations[$0].chunkSize })::int[],
+                                     \(writing.map { operations[$0].workflowRunID })::bigint[],
+                                     \(writing.map { operations[$0].taskResourcesID })::bigint[])
+                    AS c(array_id, last_batch, chunk, workflow_run_id, task_resources_id)
+            ), moved AS (
+                UPDATE task
+                SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1
+                WHERE id = ANY(\(writing.flatMap { plans[$0]!.movable })) AND status IN ('G', 'A')
+                RETURNING array_id, id
+            ), ranked AS (
+                SELECT array_id, id, (row_number() OVER (PARTITION BY array_id ORDER BY id) - 1)::int AS rank FROM moved
+            ), counter AS (
+                UPDATE "array" AS a
+                SET last_batch_num = c.last_batch + ((n.moved + c.chunk - 1) / c.chunk)::int
+                FROM c JOIN (SELECT array_id, count(*) AS moved FROM moved GROUP BY array_id) AS n USING (array_id)
+                WHERE a.id = c.array_id
+            ), inserted AS (
+                INSERT INTO task_instance
+                    (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status, status_date)
+                SELECT c.workflow_run_id, c.array_id, r.id, c.task_resources_id,
+                       c.last_batch + r.rank / c.chunk + 1, r.rank % c.chunk, 'Q', now()
+                FROM ranked AS r JOIN c USING (array_id)
+                RETURNING array_id, id, array_batch_num, array_step_id
+            )
+            SELECT array_id, array_batch_num, array_agg(id ORDER BY array_step_id)
+            FROM inserted GROUP BY array_id, array_batch_num
+            UNION ALL
+            SELECT array_id, 0, array_agg(id ORDER BY id) FROM moved GROUP BY array_id
+            """, logger: logger)
+        var batches: [Int64: [Batch]] = [:]
+        var moved: [Int64: [Int64]] = [:]
+        for try await (arrayID, number, ids) in rows.decode((Int64, Int32, [Int64]).self) {
+            if number == 0 {
+                moved[arrayID] = ids
+            } else {
+                batches[arrayID, default: []].append(Batch(batchNumber: number, taskInstanceIDs: ids))
+            }
+        }
+        for index in writing {
+            let operation = operations[index]
+            results[index] = .success(
+                operation.output(statusByID: plans[index]!.statusByID, moved: moved[operation.arrayID] ?? [],
+                                 batches: (batches[operation.arrayID] ?? []).sorted { $0.batchNumber < $1.batchNumber }))
+        }
+        return results
+    }
+
+    /// The output once the write moved `moved` (usually every movable task; an outside writer may
+    /// have changed a task since the status read) and opened `batches`.
+    func output(statusByID before: [String: [Int64]], moved: [Int64], batches: [Batch]) -> Output {
         let movedSet = Set(moved)
         var after: [String: [Int64]] = [:]
-        for (status, ids) in statusByID {
+        for (status, ids) in before {
             for id in ids where !movedSet.contains(id) { after[status, default: []].append(id) }
         }
         if !moved.isEmpty { after[TaskStatus.queued.rawValue, default: []] += moved }
-        statusByID = after.mapValues { $0.sorted() }
 
+        let registering = before[TaskStatus.registering.rawValue] ?? []
+        let adjusting = before[TaskStatus.adjustingResources.rawValue] ?? []
         var transitions: [TransitionGroup] = [
             .tasks(.registering, .queued, arrayID: arrayID, ids: registering.filter(movedSet.contains)),
             .tasks(.adjustingResources, .queued, arrayID: arrayID, ids: adjusting.filter(movedSet.contains)),
@@ -143,6 +192,6 @@ public struct RecordArrayBatchNum: ArrayOperation {
             transitions.append(
                 .taskInstances(nil, .queued, arrayID: arrayID, batchNumber: batch.batchNumber, ids: batch.taskInstanceIDs.sorted()))
         }
-        return Output(batches: batches, tasksByStatus: statusByID, transitions: transitions.nonEmpty())
+        return Output(batches: batches, tasksByStatus: after.mapValues { $0.sorted() }, transitions: transitions.nonEmpty())
     }
 }
