@@ -18,6 +18,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL); default: a throwaway cluster") var databaseURL: String?
     @Option(help: "Arrays in the lifecycle scenario.") var arrays = 100
     @Option(help: "Tasks (TIs) per array.") var tasks = 1000
+    @Option(help: "Rounds of the lifecycle and its direct-SQL limit, each on fresh arrays.") var rounds = 3
     @Option(help: "Small commands per throughput run.") var small = 50_000
     @Option(help: "Commands per second in the latency run.") var rate = 1000
     @Option(help: "Seconds of the latency run.") var seconds = 10
@@ -29,7 +30,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         let logger = Environment.logger("arrayfsm.bench", level: logLevel ?? "warning")
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
-        let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
+        let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, rounds: rounds, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
         let maxBatch = self.maxBatch
         let report = try await url.withClient(maxConnections: 6, logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
@@ -63,28 +64,47 @@ struct BenchServeCommand: AsyncParsableCommand {
     ]
 
     static func format(_ report: ServeBenchmark.Report) -> String {
-        var lines = ["(a) lifecycle via Kafka vs (c) the same statements run directly:"]
+        let rounds = report.rounds
+        var lines = ["(a) lifecycle via Kafka vs (c) the same statements run directly, \(rounds.count) round(s) summed:"]
         lines.append("  step                              via Kafka TIs/s  direct: tx/array    one tx    ratio*   vs Jobmon")
-        var limitTotal = 0.0
-        for (index, kafka) in report.lifecycle.enumerated() {
-            let perArray = report.direct[2 * index]
-            let together = report.direct[2 * index + 1]
-            let limit = max(perArray.rowsPerSecond, together.rowsPerSecond)
-            limitTotal += Double(kafka.rows) / limit
-            let jobmon = Self.jobmon[kafka.name] ?? 0
+        /// Seconds the faster direct variant would take for the Kafka phase's rows.
+        func limit(_ round: ServeBenchmark.Round, _ step: Int) -> Double {
+            let fastest = max(round.direct[2 * step].rowsPerSecond, round.direct[2 * step + 1].rowsPerSecond)
+            return Double(round.viaKafka[step].rows) / fastest
+        }
+        func rate(_ phases: [ServeBenchmark.Phase]) -> Double {
+            Double(phases.reduce(0) { $0 + $1.rows }) / phases.reduce(0.0) { $0 + $1.seconds }
+        }
+        for (step, last) in rounds[rounds.count - 1].viaKafka.enumerated() {
+            let kafka = rate(rounds.map { $0.viaKafka[step] })
+            let stepLimit = rounds.reduce(0.0) { $0 + limit($1, step) }
+            let stepKafka = rounds.reduce(0.0) { $0 + $1.viaKafka[step].seconds }
+            let jobmon = Self.jobmon[last.name] ?? 0
             lines.append(
-                "  " + kafka.name.padding(toLength: 32, withPad: " ", startingAt: 0)
-                    + String(format: "%14.0f %17.0f %9.0f   %5.2f×   %@", kafka.rowsPerSecond, perArray.rowsPerSecond,
-                             together.rowsPerSecond, kafka.rowsPerSecond / limit,
-                             jobmon > 0 ? String(format: "%.0f×", kafka.rowsPerSecond / jobmon) : "—"))
-            if let span = kafka.span {
-                lines.append(String(format: "      ms from the first send: first applied %.0f, last applied %.0f, last relayed %.0f, last read %.0f",
-                                    span.firstApplied, span.lastApplied, span.lastRelayed, kafka.seconds * 1000))
+                "  " + last.name.padding(toLength: 32, withPad: " ", startingAt: 0)
+                    + String(format: "%14.0f %17.0f %9.0f   %5.2f×   %@", kafka, rate(rounds.map { $0.direct[2 * step] }),
+                             rate(rounds.map { $0.direct[2 * step + 1] }), stepLimit / stepKafka,
+                             jobmon > 0 ? String(format: "%.0f×", kafka / jobmon) : "—"))
+            if let span = last.span {
+                lines.append(String(format: "      ms from the first send (last round): first applied %.0f, last applied %.0f, last relayed %.0f, last read %.0f",
+                                    span.firstApplied, span.lastApplied, span.lastRelayed, last.seconds * 1000))
             }
         }
-        let kafkaTotal = report.lifecycle.reduce(0.0) { $0 + $1.seconds }
+        let perRound = rounds.map { round in
+            (kafka: round.viaKafka.reduce(0.0) { $0 + $1.seconds }, limit: round.viaKafka.indices.reduce(0.0) { $0 + limit(round, $1) })
+        }
+        let kafkaTotal = perRound.reduce(0.0) { $0 + $1.kafka }
+        let limitTotal = perRound.reduce(0.0) { $0 + $1.limit }
         lines.append(String(format: "  whole lifecycle: via Kafka %.2f s, the direct limit %.2f s: ratio %.2f× (target ≥ 0.8×)",
                             kafkaTotal, limitTotal, limitTotal / kafkaTotal))
+        if rounds.count > 1 {
+            lines.append("  per round, each step's ratio → the round's:")
+            for (index, round) in rounds.enumerated() {
+                let steps = round.viaKafka.indices.map { String(format: "%.2f", limit(round, $0) / round.viaKafka[$0].seconds) }
+                lines.append("    \(index + 1): " + steps.joined(separator: " ")
+                             + String(format: " → %.2f×", perRound[index].limit / perRound[index].kafka))
+            }
+        }
         lines.append("  * via Kafka / the faster direct variant; Jobmon: record 7,000, launch 2,800, distributor ids 3,500 TIs/s")
         lines.append("(b) small commands (latency: send → result read):")
         lines.append("  run                                  commands   commands/s    p50 ms    p99 ms")
