@@ -46,9 +46,9 @@ public struct ServeBenchmark: Sendable {
         /// Medians of where the time went, in milliseconds: send → applied (`processed_at`),
         /// applied → relayed (the result's Kafka timestamp), relayed → read.
         public var stages: (applied: Double, relayed: Double, read: Double)? = nil
-        /// Milliseconds from the first send: the first and last command applied (`processed_at`),
-        /// the last result relayed (its Kafka timestamp); the phase ends when the last is read.
-        public var span: (firstApplied: Double, lastApplied: Double, lastRelayed: Double)? = nil
+        /// Milliseconds from the first send (wall clock): the first and last command applied
+        /// (`processed_at`), the last result relayed (its Kafka timestamp) and read.
+        public var span: (firstApplied: Double, lastApplied: Double, lastRelayed: Double, lastRead: Double)? = nil
         public var rowsPerSecond: Double { Double(rows) / seconds }
         public var commandsPerSecond: Double { Double(commands) / seconds }
         public func percentile(_ p: Double) -> Double {
@@ -160,9 +160,9 @@ public struct ServeBenchmark: Sendable {
         let start = ContinuousClock.now
         let clock = ContinuousClock.now
         let sentAtWall = Mutex<[Double]>(Array(repeating: 0, count: encoded.count))
-        let readTask = Task { () throws -> ([Double], [(Double, Double, Double, Double, Double)]) in
+        let readTask = Task { () throws -> ([Double], [Stamps]) in
             var latencies: [Double] = []
-            var stages: [(Double, Double, Double, Double, Double)] = []  // the three stages; applied and relayed (wall ms)
+            var stamps: [Stamps] = []
             var seen = Set<Int>()
             let deadline = ContinuousClock.now + .seconds(600)
             while seen.count < encoded.count && ContinuousClock.now < deadline {
@@ -171,14 +171,13 @@ public struct ServeBenchmark: Sendable {
                     seen.insert(id)
                     let now = (ContinuousClock.now - clock).seconds
                     latencies.append((now - sentAt.withLock { $0[id] }) * 1000)
-                    let readWall = Date().timeIntervalSince1970 * 1000
                     if let relayed = record.timestampMilliseconds, let applied = Self.processedAt(record) {
-                        let sent = sentAtWall.withLock { $0[id] }
-                        stages.append((applied - sent, Double(relayed) - applied, readWall - Double(relayed), applied, Double(relayed)))
+                        stamps.append(Stamps(sent: sentAtWall.withLock { $0[id] }, applied: applied, relayed: Double(relayed),
+                                             read: Date().timeIntervalSince1970 * 1000))
                     }
                 }
             }
-            return (latencies, stages)
+            return (latencies, stamps)
         }
         if let rate {
             let perTick = max(1, rate / 100)
@@ -202,7 +201,7 @@ public struct ServeBenchmark: Sendable {
             sentAtWall.withLock { for index in 0..<encoded.count { $0[index] = wall } }
             try await harness.produce(encoded.map { ($0.key, $0.value) }, waitForDelivery: false)
         }
-        let (unsorted, stageSamples) = try await readTask.value
+        let (unsorted, stamps) = try await readTask.value
         let latencies = unsorted.sorted()
         func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
         let seconds = (ContinuousClock.now - start).seconds
@@ -210,13 +209,23 @@ public struct ServeBenchmark: Sendable {
             throw ChildProcess.Failure(description: "\(name): \(latencies.count) of \(encoded.count) results arrived")
         }
         var phase = Phase(name: name, commands: encoded.count, rows: rows, seconds: seconds, latencies: latencies)
-        if !stageSamples.isEmpty {
-            phase.stages = (median(stageSamples.map(\.0)), median(stageSamples.map(\.1)), median(stageSamples.map(\.2)))
+        if !stamps.isEmpty {
+            phase.stages = (median(stamps.map { $0.applied - $0.sent }), median(stamps.map { $0.relayed - $0.applied }),
+                            median(stamps.map { $0.read - $0.relayed }))
             let firstSent = sentAtWall.withLock { $0.min() ?? 0 }
-            phase.span = (stageSamples.map { $0.3 }.min()! - firstSent, stageSamples.map { $0.3 }.max()! - firstSent,
-                          stageSamples.map { $0.4 }.max()! - firstSent)
+            phase.span = (firstApplied: stamps.map(\.applied).min()! - firstSent, lastApplied: stamps.map(\.applied).max()! - firstSent,
+                          lastRelayed: stamps.map(\.relayed).max()! - firstSent, lastRead: stamps.map(\.read).max()! - firstSent)
         }
         return phase
+    }
+
+    /// When one command was sent and its result applied (`processed_at`), relayed (the result's
+    /// Kafka timestamp) and read: wall-clock milliseconds since 1970, the clock the first two share.
+    struct Stamps {
+        var sent: Double
+        var applied: Double
+        var relayed: Double
+        var read: Double
     }
 
     /// A result event's `processed_at` in milliseconds since 1970.

@@ -87,7 +87,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                              jobmon > 0 ? String(format: "%.0f×", kafka / jobmon) : "—"))
             if let span = last.span {
                 lines.append(String(format: "      ms from the first send (last round): first applied %.0f, last applied %.0f, last relayed %.0f, last read %.0f",
-                                    span.firstApplied, span.lastApplied, span.lastRelayed, last.seconds * 1000))
+                                    span.firstApplied, span.lastApplied, span.lastRelayed, span.lastRead))
             }
         }
         let perRound = rounds.map { round in

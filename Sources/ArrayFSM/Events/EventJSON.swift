@@ -17,21 +17,20 @@ struct JSONBytes: Sendable {
 
     /// `{ … }`; `members` adds the members with the `member` functions.
     mutating func object(_ members: (inout JSONBytes) -> Void) {
-        separate()
-        bytes.append(UInt8(ascii: "{"))
-        fresh = true
-        members(&self)
-        bytes.append(UInt8(ascii: "}"))
-        fresh = false
+        container(open: "{", close: "}", members)
     }
 
     /// `[ … ]`; `elements` adds the values.
     mutating func array(_ elements: (inout JSONBytes) -> Void) {
+        container(open: "[", close: "]", elements)
+    }
+
+    private mutating func container(open: Unicode.Scalar, close: Unicode.Scalar, _ contents: (inout JSONBytes) -> Void) {
         separate()
-        bytes.append(UInt8(ascii: "["))
+        bytes.append(UInt8(ascii: open))
         fresh = true
-        elements(&self)
-        bytes.append(UInt8(ascii: "]"))
+        contents(&self)
+        bytes.append(UInt8(ascii: close))
         fresh = false
     }
 
