@@ -49,7 +49,7 @@ extension TransitionArrayToLaunched {
                     AS c(idx, array_id, batch, increment)
             ), tasks AS (
                 UPDATE task SET status = 'O', status_date = now()
-                FROM (SELECT DISTINCT c.idx, c.array_id, ti.task_id
+                FROM (SELECT c.idx, c.array_id, ti.task_id
                       FROM c JOIN task_instance ti
                            ON ti.array_id = c.array_id AND ti.array_batch_num = c.batch AND ti.status = 'I') AS b
                 WHERE task.id = b.task_id AND task.array_id = b.array_id AND task.status = 'I'
@@ -87,7 +87,7 @@ extension InstantiateArrayBatch {
                     AS c(idx, array_id, batch)
             ), tasks AS (
                 UPDATE task SET status = 'I', status_date = now()
-                FROM (SELECT DISTINCT c.idx, c.array_id, ti.task_id
+                FROM (SELECT c.idx, c.array_id, ti.task_id
                       FROM c JOIN task_instance ti
                            ON ti.array_id = c.array_id AND ti.array_batch_num = c.batch AND ti.status = 'Q') AS b
                 WHERE task.id = b.task_id AND task.array_id = b.array_id AND task.status = 'Q'
@@ -109,6 +109,10 @@ extension InstantiateArrayBatch {
 /// The part every grouped batch transition shares: lock the arrays, refuse unknown arrays and
 /// batches never issued, run the one statement for the rest, and turn its rows — one per
 /// (entity, command index): `'task' | 'task_instance', idx, array_agg(id)` — into outputs.
+///
+/// The statements join the batches' instances to their tasks without DISTINCT: a batch holds a
+/// task once, and `UPDATE … FROM` updates (and returns) each row once even if it matched twice;
+/// the DISTINCT cost a sort of every row (8% of the statement for 100 × 1,000 instances).
 enum GroupedBatchTransition {
     static func apply(
         _ targets: [(arrayID: Int64, batchNumber: Int32)],
