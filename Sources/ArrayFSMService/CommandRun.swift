@@ -33,17 +33,34 @@ struct CommandRun {
         var run = CommandRun(kind: kind, commands: [(first, message)])
         var arrays: Set<Int64> = [arrayID(of: first)]
         var ids: Set<String> = [first.envelope.commandID]
+        var rows = Self.rows(of: first)
         var next = index
         while next < items.count, run.count < 1000, case .command(let command, let message) = items[next],
             Self.kind(of: command) == kind, (try? command.validate()) != nil,
             answered[command.envelope.commandID] == nil, !ids.contains(command.envelope.commandID),
-            arrays.insert(arrayID(of: command)).inserted
+            rows + Self.rows(of: command) <= Self.maxRows, !arrays.contains(arrayID(of: command))
         {
+            arrays.insert(arrayID(of: command))
             ids.insert(command.envelope.commandID)
+            rows += Self.rows(of: command)
             run.commands.append((command, message))
             next += 1
         }
         return run
+    }
+
+    /// Most ids one run's statements carry: a command may name ~100k ids within the message size
+    /// limit, and a run of hundreds of those would bind gigabytes in one statement (and hold every
+    /// array's lock while it runs).
+    static let maxRows = 200_000
+
+    /// The ids a command's statements carry.
+    static func rows(of command: Command) -> Int {
+        switch command.operation {
+        case .recordArrayBatchNum(let op): op.taskIDs.count
+        case .logArrayDistributorID(let op): op.distributorIDs.count
+        default: 1
+        }
     }
 
     static func kind(of command: Command) -> Kind? {

@@ -191,7 +191,9 @@ import Testing
             func operations(_ arrays: [ArrayFixture]) -> [RecordArrayBatchNum] {
                 let chunks: [Int32] = [2, 3, 2, 2, 2]
                 return arrays.enumerated().map { n, fixture in
-                    RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: fixture.taskIDs + (n == 3 ? [arrays[0].taskIDs[0]] : []),
+                    // Array 0's command names one of its tasks twice; array 3's names a task of array 0.
+                    RecordArrayBatchNum(arrayID: fixture.arrayID,
+                                        taskIDs: fixture.taskIDs + (n == 0 ? [fixture.taskIDs[3]] : []) + (n == 3 ? [arrays[0].taskIDs[0]] : []),
                                         taskResourcesID: 7, workflowRunID: 8, chunkSize: chunks[n])
                 } + [RecordArrayBatchNum(arrayID: 999_999_999, taskIDs: [1], taskResourcesID: 7, workflowRunID: 8)]
             }
@@ -231,6 +233,15 @@ import Testing
                 if case .failure(let error) = result { error.code } else { nil }
             }
             #expect(codes == [nil, nil, nil, .tasksNotInArray, nil, .arrayNotFound])
+            if case .failure(let error) = groupedResults[3] { #expect(error.message.contains("[\(together[0].taskIDs[0])]")) }
+            // Each batch lists its instances in step order, as the database numbered them.
+            for (n, result) in groupedResults.prefix(together.count).enumerated() {
+                guard let out = try? result.get() else { continue }
+                let rows = try await db.taskInstances(arrayID: together[n].arrayID)
+                for batch in out.batches {
+                    #expect(batch.taskInstanceIDs == rows.filter { $0.batchNumber == batch.batchNumber }.map(\.id))
+                }
+            }
 
             for (g, a) in zip(together, alone) {
                 let position = { (fixture: ArrayFixture, id: Int64) in fixture.taskIDs.firstIndex(of: id)! }

@@ -120,6 +120,7 @@ enum GroupedBatchTransition {
         on connection: PostgresConnection, logger: Logger,
         statement: (_ valid: [Int]) -> PostgresQuery
     ) async throws -> [Result<BatchTransitionOutput, OperationError>] {
+        precondition(Set(targets.map(\.arrayID)).count == targets.count, "grouped commands must be on distinct arrays")
         let lastBatch = try await ArrayRowLock.acquire(targets.map(\.arrayID), on: connection, logger: logger)
         var results: [Result<BatchTransitionOutput, OperationError>] = []
         var valid: [Int] = []
@@ -183,6 +184,7 @@ extension LogArrayDistributorID {
     public static func applyGrouped(
         _ operations: [LogArrayDistributorID], on connection: PostgresConnection, logger: Logger
     ) async throws -> [Result<Output, OperationError>] {
+        precondition(Set(operations.map(\.arrayID)).count == operations.count, "grouped commands must be on distinct arrays")
         let present = try await ArrayRowLock.acquire(operations.map(\.arrayID), on: connection, logger: logger)
 
         // One row per task instance (command index, id, distributor id); one row per command for
@@ -236,8 +238,9 @@ extension LogArrayDistributorID {
             for try await (index, count) in rows.decode((Int32, Int64).self) { updated[Int(index)] = Int(count) }
         }
 
-        // The ids not updated: not task instances of the command's array (checked after the update,
-        // in the same transaction, so exactly the ids the update skipped).
+        // The ids not updated: not task instances of the command's array, checked right after the
+        // update in the same transaction. Task instances are never deleted nor moved to another
+        // array, and their ids are generated, so these are the ids the update skipped.
         var skipped: [Int: [Int64]] = [:]
         let short = operations.indices.filter { present[operations[$0].arrayID] != nil && updated[$0, default: 0] < requested[$0].count }
         if !short.isEmpty {

@@ -23,7 +23,7 @@ public struct InstantiateArrayBatch: BatchOperation {
             """
             WITH tasks AS (
                 UPDATE task SET status = 'I', status_date = now()
-                WHERE status = 'Q'
+                WHERE status = 'Q' AND array_id = \(arrayID)
                   AND id IN (SELECT task_id FROM task_instance
                              WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'Q')
                 RETURNING id

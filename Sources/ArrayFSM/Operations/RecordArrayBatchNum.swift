@@ -61,10 +61,12 @@ public struct RecordArrayBatchNum: ArrayOperation {
     /// Queues the tasks of many commands on distinct arrays with one statement per step (lock,
     /// status read, write) instead of three per command; results in input order, each exactly what
     /// applying its command alone would give. One command's refusal does not affect the others:
-    /// refusals are decided before the write.
+    /// refusals are decided before the write. The arrays must be distinct: two commands on one
+    /// array would both number their batches from the same counter.
     public static func applyGrouped(
         _ operations: [RecordArrayBatchNum], on connection: PostgresConnection, logger: Logger
     ) async throws -> [Result<Output, OperationError>] {
+        precondition(Set(operations.map(\.arrayID)).count == operations.count, "grouped commands must be on distinct arrays")
         let lastBatch = try await ArrayRowLock.acquire(operations.map(\.arrayID), on: connection, logger: logger)
 
         // Learn the requested tasks' statuses, and that they are their command's array's. No row
