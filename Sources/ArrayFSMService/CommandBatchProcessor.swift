@@ -125,12 +125,10 @@ public struct CommandBatchProcessor: Sendable {
 
     func apply(_ items: [Decoded], on connection: PostgresConnection, logger: Logger) async throws -> Outcome {
         var outcome = Outcome()
-        // Results (and dead letters) before transition events: schedulers wait on the results,
-        // and the relay publishes in outbox order, so a batch's last result would otherwise queue
-        // behind every transition event of the batch (megabytes for 1,000-TI commands). Each topic
-        // keeps the commands' order, which is all the contract orders.
+        // Results and dead letters; transition events are kept apart (with how many of the others
+        // came before each) so that they can follow all of them — see `ordered`.
         var outbox: [OutboxMessage] = []
-        var transitionMessages: [OutboxMessage] = []
+        var transitionMessages: [(after: Int, message: OutboxMessage)] = []
         var processed: [ProcessedCommands.Answer] = []
 
         // Claim every command id first. A concurrent claim of the same id (another consumer after
@@ -148,7 +146,8 @@ public struct CommandBatchProcessor: Sendable {
             let resultEvents = events.resultEvents(envelope: envelope, outcome: result, processedAt: now, durationMS: durationMS)
             outbox += events.resultMessages(resultEvents, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
             transitionMessages += events.transitionMessages(
-                commandID: envelope.commandID, transitions: transitions, at: now, traceparent: message.traceparent)
+                commandID: envelope.commandID, transitions: transitions, at: now, traceparent: message.traceparent
+            ).map { (outbox.count, $0) }
             let status = (try? result.get()) == nil ? "rejected" : "ok"
             processed.append(.init(id: envelope.commandID, type: envelope.type, status: status, events: resultEvents,
                                    replyTo: envelope.replyTo, key: message.key))
@@ -218,10 +217,34 @@ public struct CommandBatchProcessor: Sendable {
             }
         }
         try await ProcessedCommands.record(processed, on: connection, logger: logger)
-        outbox += transitionMessages
+        outbox = ordered(outbox, transitionMessages)
         try await Outbox.insert(outbox, on: connection, logger: logger)
         outcome.outboxMessages = outbox.count
         return outcome
+    }
+
+    /// The batch's messages in publishing order: results (and dead letters) before transition
+    /// events. Schedulers wait on the results, and the relay publishes in outbox order, so the
+    /// batch's last result would otherwise queue behind every transition event of the batch
+    /// (megabytes for 1,000-TI commands). Each topic keeps the commands' order, which is all the
+    /// contract orders — unless a result goes to the transitions topic too (topics are configurable
+    /// and `reply_to` is free): then everything stays in command order.
+    func ordered(_ others: [OutboxMessage], _ transitions: [(after: Int, message: OutboxMessage)]) -> [OutboxMessage] {
+        guard others.contains(where: { $0.topic == events.topics.transitions }) else {
+            return others + transitions.map(\.message)
+        }
+        var merged: [OutboxMessage] = []
+        merged.reserveCapacity(others.count + transitions.count)
+        var next = transitions.startIndex
+        for (index, message) in others.enumerated() {
+            while next < transitions.endIndex && transitions[next].after == index {
+                merged.append(transitions[next].message)
+                next += 1
+            }
+            merged.append(message)
+        }
+        merged += transitions[next...].map(\.message)
+        return merged
     }
 
     /// A command whose own transaction failed on a database error: answered `rejected` with the

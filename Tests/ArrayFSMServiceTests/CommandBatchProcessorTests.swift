@@ -285,6 +285,64 @@ import Testing
             #expect(try await db.taskCounts(arrayID: arrays[0].arrayID) == ["I": 3])
             #expect(try await db.taskCounts(arrayID: arrays[2].arrayID) == ["G": 2])
             #expect(try await db.taskInstanceCounts(arrayID: arrays[1].arrayID) == ["I": 4])
+            // Every result before any transition event; each topic in command order.
+            let published = try await outbox(db)
+            #expect(published.map(\.topic) == Array(repeating: "arrayfsm.results", count: 6) + Array(repeating: "arrayfsm.transitions", count: 8))
+            #expect(try published.filter { $0.topic == "arrayfsm.transitions" }.map { try json($0.value)["command_id"] as! String }
+                    == ["r-0", "r-0", "r-1", "r-1", "i-0", "i-0", "i-1", "i-1"])
+        }
+    }
+
+    @Test func resultsSentToTheTransitionsTopicKeepTheCommandOrder() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            var messages: [IncomingCommand] = []
+            for n in 0..<2 {
+                let fixture = try await ArrayFixture.make(db, tasks: 2)
+                messages.append(message(CommandMessage.json("record_array_batch_num", id: "r-\(n)", payload: [
+                    "array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 2,
+                ], replyTo: "arrayfsm.transitions")))
+            }
+            _ = try await processor.process(messages, logger: logger)
+            let published = try await outbox(db).map { "\($0.topic) \(try json($0.value)["event_id"] as! String)" }
+            #expect(published == [
+                "arrayfsm.results r-0:result", "arrayfsm.transitions r-0:result", "arrayfsm.transitions r-0:t0", "arrayfsm.transitions r-0:t1",
+                "arrayfsm.results r-1:result", "arrayfsm.transitions r-1:result", "arrayfsm.transitions r-1:t0", "arrayfsm.transitions r-1:t1",
+            ])
+        }
+    }
+
+    @Test func aLargeBatchIsDecodedInPiecesAndAnsweredInOrder() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            // About 1 MB: decoded on every core. Distributor-id maps for arrays that do not exist
+            // (rejected), with undecodable messages and unknown types in between.
+            var messages: [IncomingCommand] = []
+            var expected: [String] = []
+            for n in 0..<48 {
+                switch n % 6 {
+                case 2:
+                    messages.append(message(Array("not json \(n)".utf8), offset: Int64(n)))
+                    expected.append("dead_letter")
+                case 4:
+                    messages.append(message(CommandMessage.json("no_such_type", id: "c-\(n)", payload: [:]), offset: Int64(n)))
+                    expected.append("rejected")
+                default:
+                    var map: [String: String] = [:]
+                    for id in 1...1000 { map[String(id)] = "4242_\(id)" }
+                    messages.append(message(CommandMessage.json("log_array_distributor_id", id: "c-\(n)", payload: [
+                        "array_id": 900_000 + n, "distributor_ids": map]), offset: Int64(n)))
+                    expected.append("rejected")
+                }
+            }
+            #expect(messages.reduce(0) { $0 + ($1.value?.count ?? 0) } > 512 * 1024)
+            let outcome = try await processor.process(messages, logger: logger)
+            #expect(outcome.commands.map(\.status) == expected)
+            let published = try await outbox(db)
+            let answered = try published.filter { $0.topic == "arrayfsm.results" }.map { try json($0.value)["command_id"] as! String }
+            #expect(answered == (0..<48).filter { $0 % 6 != 2 }.map { "c-\($0)" })
+            let dead = published.filter { $0.topic == "arrayfsm.dlq" }
+            #expect(dead.map { String(decoding: $0.value, as: UTF8.self) } == (0..<48).filter { $0 % 6 == 2 }.map { "not json \($0)" })
         }
     }
 
