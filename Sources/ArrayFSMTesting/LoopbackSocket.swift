@@ -2,7 +2,18 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
+
+/// `bind(2)`, named apart from ``LoopbackSocket/bind(port:)``.
+private func bindSocket(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+    #if canImport(Glibc)
+    Glibc.bind(fd, address, length)
+    #else
+    Darwin.bind(fd, address, length)
+    #endif
+}
 
 /// A TCP socket on 127.0.0.1, for finding free ports and probing listeners.
 struct LoopbackSocket: ~Copyable {
@@ -21,7 +32,7 @@ struct LoopbackSocket: ~Copyable {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+                bindSocket(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
             }
         }
         return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil

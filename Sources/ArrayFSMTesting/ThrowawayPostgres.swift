@@ -82,7 +82,7 @@ public final class ThrowawayPostgres: Sendable {
     /// A TCP port on 127.0.0.1 that nothing listens on right now.
     public static func freePort() throws -> Int {
         guard let port = LoopbackSocket()?.bind(port: 0) else {
-            throw StartError(description: "could not find a free port: errno \(errno)")
+            throw StartError(description: "could not bind a socket on 127.0.0.1 to find a free port")
         }
         return port
     }
