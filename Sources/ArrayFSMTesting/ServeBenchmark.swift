@@ -13,7 +13,8 @@ import Synchronization
 ///     at a time, each phase timed from the first command produced to the last result read;
 /// (b) small commands: launches of 10-TI batches and max-concurrency reads as fast as possible,
 ///     then launches paced at a fixed rate for latency;
-/// (c) the limit: phase (a)'s statements run directly, one transaction per batch, no Kafka.
+/// (c) the limit: phase (a)'s work as hand-written SQL, no Kafka: per array in a transaction each,
+///     per array in one transaction, and grouped (one statement per step for all arrays).
 ///
 /// (a) and (c) run in rounds, each on fresh arrays, (a) then (c): a phase lasts about half a second,
 /// and on a 2-core machine one round's ratio moves by ±0.1 from run to run; the sum over rounds
@@ -60,7 +61,8 @@ public struct ServeBenchmark: Sendable {
     public struct Round: Sendable {
         /// (a): one phase per lifecycle step.
         public var viaKafka: [Phase]
-        /// (c): two phases per lifecycle step: a transaction per array, then one for all.
+        /// (c): three phases per lifecycle step: a transaction per array, one transaction for all,
+        /// one transaction with one statement per step for all.
         public var direct: [Phase]
     }
 
@@ -83,9 +85,10 @@ public struct ServeBenchmark: Sendable {
         var rounds: [Round] = []
         for round in 1...self.rounds {
             let label = self.rounds > 1 ? "round \(round)/\(self.rounds): " : ""
-            progress("\(label)seeding \(arrays) arrays × \(tasksPerArray) tasks twice (Kafka and direct SQL)")
+            progress("\(label)seeding \(arrays) + \(arrays * 3 / 2) arrays × \(tasksPerArray) tasks (Kafka, direct SQL)")
             let viaKafka = try await seed(db, count: arrays, tasks: tasksPerArray, logger: logger)
-            let viaSQL = try await seed(db, count: arrays, tasks: tasksPerArray, logger: logger)
+            // Half as many again for the direct SQL: each of its three variants gets half the arrays.
+            let viaSQL = try await seed(db, count: arrays * 3 / 2, tasks: tasksPerArray, logger: logger)
             let lifecycle = try await lifecyclePhases(harness, reader, viaKafka, logger: logger) { progress(label + $0) }
             progress("\(label)(c) the same work as direct SQL")
             rounds.append(Round(viaKafka: lifecycle, direct: try await directPhases(db, viaSQL, logger: logger)))
@@ -279,10 +282,14 @@ public struct ServeBenchmark: Sendable {
                 """,
             ]),
         ]
-        // Half the arrays one transaction each (as a scheduler calling per batch would), half in one
-        // transaction for all (the fewest commits); the faster of the two is the limit.
-        let perArray = Array(arrays.prefix(arrays.count / 2))
-        let together = Array(arrays.dropFirst(arrays.count / 2))
+        // A third of the arrays one transaction each (as a scheduler calling per batch would), a
+        // third in one transaction for all (the fewest commits), a third in one transaction with
+        // one statement per step for all of them (as the service groups commands); the fastest of
+        // the three is the limit.
+        let third = arrays.count / 3
+        let perArray = Array(arrays.prefix(third))
+        let together = Array(arrays.dropFirst(third).prefix(third))
+        let grouped = Array(arrays.dropFirst(2 * third))
         var phases: [Phase] = []
         for (name, statements) in steps {
             var collected: [Int64: ([Int64], [String])] = [:]
@@ -316,12 +323,64 @@ public struct ServeBenchmark: Sendable {
                 for array in together { try await run(array, on: connection) }
             }
             let togetherSeconds = (ContinuousClock.now - start).seconds
-            let rows = perArray.count * tasksPerArray
-            phases.append(Phase(name: name + " (tx per array)", commands: perArray.count, rows: rows, seconds: perArraySeconds, latencies: []))
+            let statementsForAll = Self.groupedStatements(name, grouped, maps: maps)
+            start = ContinuousClock.now
+            try await db.transaction(logger: logger) { connection in
+                for statement in statementsForAll { try await connection.query(statement, logger: logger) }
+            }
+            let groupedSeconds = (ContinuousClock.now - start).seconds
+            phases.append(Phase(name: name + " (tx per array)", commands: perArray.count, rows: perArray.count * tasksPerArray,
+                                seconds: perArraySeconds, latencies: []))
             phases.append(Phase(name: name + " (one tx)", commands: together.count, rows: together.count * tasksPerArray,
                                 seconds: togetherSeconds, latencies: []))
+            phases.append(Phase(name: name + " (grouped)", commands: grouped.count, rows: grouped.count * tasksPerArray,
+                                seconds: groupedSeconds, latencies: []))
         }
         return phases
+    }
+
+    /// (c) for many arrays at once: the same rows changed with one statement per step, as the
+    /// service's grouped operations do, minus what they add (locks, status read, returned ids).
+    static func groupedStatements(_ step: String, _ arrays: [ArrayFixture], maps: [Int64: ([Int64], [String])]) -> [PostgresQuery] {
+        let ids = arrays.map(\.arrayID)
+        switch step {
+        case "record_array_batch_num":
+            let tasks = arrays.flatMap(\.taskIDs)
+            let owners = arrays.flatMap { array in array.taskIDs.map { _ in array.arrayID } }
+            let steps = arrays.flatMap { array in array.taskIDs.indices.map { Int32($0) } }
+            return [
+                "UPDATE task SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1 WHERE id = ANY(\(tasks)) AND status IN ('G', 'A')",
+                "UPDATE \"array\" SET last_batch_num = last_batch_num + 1 WHERE id = ANY(\(ids))",
+                """
+                INSERT INTO task_instance (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status)
+                SELECT 1, array_id, id, 1, 1, step, 'Q' FROM unnest(\(owners)::bigint[], \(tasks)::bigint[], \(steps)::int[]) AS t(array_id, id, step)
+                """,
+            ]
+        case "instantiate_array_batch", "transition_array_to_launched":
+            let (from, to, extra): (String, String, String) = step == "instantiate_array_batch"
+                ? ("Q", "I", "") : ("I", "O", ", submitted_date = now(), report_by_date = now() + interval '279 seconds'")
+            return [
+                """
+                UPDATE task SET status = \(to), status_date = now()
+                WHERE id IN (SELECT task_id FROM task_instance WHERE array_id = ANY(\(ids)) AND array_batch_num = 1 AND status = \(from))
+                  AND status = \(from)
+                """,
+                PostgresQuery(unsafeSQL: """
+                    UPDATE task_instance SET status = $1, status_date = now()\(extra)
+                    WHERE array_id = ANY($2) AND array_batch_num = 1 AND status = $3
+                    """, binds: { var binds = PostgresBindings(); binds.append(to); binds.append(ids); binds.append(from); return binds }()),
+            ]
+        default:
+            let instances = arrays.flatMap { maps[$0.arrayID]?.0 ?? [] }
+            let values = arrays.flatMap { maps[$0.arrayID]?.1 ?? [] }
+            return [
+                """
+                UPDATE task_instance AS ti SET distributor_id = d.distributor_id
+                FROM unnest(\(instances)::bigint[], \(values)::text[]) AS d(id, distributor_id)
+                WHERE ti.id = d.id AND ti.array_id = ANY(\(ids))
+                """,
+            ]
+        }
     }
 
     func seed(_ db: ArrayDatabase, count: Int, tasks: Int, logger: Logger) async throws -> [ArrayFixture] {

@@ -26,6 +26,10 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "trace … error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
     @Flag(help: "Run serve inside the benchmark process instead of as a child process.") var inProcess = false
 
+    func validate() throws {
+        guard arrays >= 3 else { throw ValidationError("--arrays must be at least 3: the direct limit runs three ways, on a third of the arrays each") }
+    }
+
     func run() async throws {
         let logger = Environment.logger("arrayfsm.bench", level: logLevel ?? "warning")
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
@@ -66,10 +70,10 @@ struct BenchServeCommand: AsyncParsableCommand {
     static func format(_ report: ServeBenchmark.Report) -> String {
         let rounds = report.rounds
         var lines = ["(a) lifecycle via Kafka vs (c) the same statements run directly, \(rounds.count) round(s) summed:"]
-        lines.append("  step                              via Kafka TIs/s  direct: tx/array    one tx    ratio*   vs Jobmon")
-        /// Seconds the faster direct variant would take for the Kafka phase's rows.
+        lines.append("  step                              via Kafka TIs/s  direct: tx/array    one tx   grouped    ratio*   vs Jobmon")
+        /// Seconds the fastest direct variant would take for the Kafka phase's rows.
         func limit(_ round: ServeBenchmark.Round, _ step: Int) -> Double {
-            let fastest = max(round.direct[2 * step].rowsPerSecond, round.direct[2 * step + 1].rowsPerSecond)
+            let fastest = round.direct[3 * step..<3 * step + 3].map(\.rowsPerSecond).max()!
             return Double(round.viaKafka[step].rows) / fastest
         }
         func rate(_ phases: [ServeBenchmark.Phase]) -> Double {
@@ -82,8 +86,8 @@ struct BenchServeCommand: AsyncParsableCommand {
             let jobmon = Self.jobmon[last.name] ?? 0
             lines.append(
                 "  " + last.name.padding(toLength: 32, withPad: " ", startingAt: 0)
-                    + String(format: "%14.0f %17.0f %9.0f   %5.2f×   %@", kafka, rate(rounds.map { $0.direct[2 * step] }),
-                             rate(rounds.map { $0.direct[2 * step + 1] }), stepLimit / stepKafka,
+                    + String(format: "%14.0f %17.0f %9.0f %9.0f   %5.2f×   %@", kafka, rate(rounds.map { $0.direct[3 * step] }),
+                             rate(rounds.map { $0.direct[3 * step + 1] }), rate(rounds.map { $0.direct[3 * step + 2] }), stepLimit / stepKafka,
                              jobmon > 0 ? String(format: "%.0f×", kafka / jobmon) : "—"))
             if let span = last.span {
                 lines.append(String(format: "      ms from the first send (last round): first applied %.0f, last applied %.0f, last relayed %.0f, last read %.0f",
@@ -105,7 +109,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                              + String(format: " → %.2f×", perRound[index].limit / perRound[index].kafka))
             }
         }
-        lines.append("  * via Kafka / the faster direct variant; Jobmon: record 7,000, launch 2,800, distributor ids 3,500 TIs/s")
+        lines.append("  * via Kafka / the fastest direct variant; Jobmon: record 7,000, launch 2,800, distributor ids 3,500 TIs/s")
         lines.append("(b) small commands (latency: send → result read):")
         lines.append("  run                                  commands   commands/s    p50 ms    p99 ms")
         for phase in report.small {
