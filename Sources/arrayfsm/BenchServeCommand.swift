@@ -69,7 +69,7 @@ struct BenchServeCommand: AsyncParsableCommand {
 
     static func format(_ report: ServeBenchmark.Report) -> String {
         let rounds = report.rounds
-        var lines = ["(a) lifecycle via Kafka vs (c) the same statements run directly, \(rounds.count) round(s) summed:"]
+        var lines = ["(a) lifecycle via Kafka vs (c) the same work as hand-written SQL, \(rounds.count) round(s) summed:"]
         lines.append("  step                              via Kafka TIs/s  direct: tx/array    one tx   grouped    ratio*   vs Jobmon")
         /// Seconds the fastest direct variant would take for the Kafka phase's rows.
         func limit(_ round: ServeBenchmark.Round, _ step: Int) -> Double {
