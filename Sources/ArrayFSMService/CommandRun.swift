@@ -50,8 +50,9 @@ struct CommandRun {
     }
 
     /// Most ids one run's statements carry: a command may name ~100k ids within the message size
-    /// limit, and a run of hundreds of those would bind gigabytes in one statement (and hold every
-    /// array's lock while it runs).
+    /// limit, and a run of hundreds of those would bind gigabytes in one statement. (Rows touched
+    /// are not capped: a batch transition names its batch, not its rows, and the batch's
+    /// transaction holds the arrays' locks to its end either way.)
     static let maxRows = 200_000
 
     /// The ids a command's statements carry.

@@ -6,6 +6,12 @@ import Glibc
 import Darwin
 #endif
 
+#if canImport(Glibc)
+private let streamSocket = Int32(SOCK_STREAM.rawValue)
+#else
+private let streamSocket = SOCK_STREAM
+#endif
+
 /// `bind(2)`, named apart from ``LoopbackSocket/bind(port:)``.
 private func bindSocket(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
     #if canImport(Glibc)
@@ -20,7 +26,7 @@ struct LoopbackSocket: ~Copyable {
     let fd: Int32
 
     init?() {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(AF_INET, streamSocket, 0)
         guard fd >= 0 else { return nil }
     }
 

@@ -85,10 +85,10 @@ public struct ServeBenchmark: Sendable {
         var rounds: [Round] = []
         for round in 1...self.rounds {
             let label = self.rounds > 1 ? "round \(round)/\(self.rounds): " : ""
-            progress("\(label)seeding \(arrays) + \(arrays * 3 / 2) arrays × \(tasksPerArray) tasks (Kafka, direct SQL)")
+            progress("\(label)seeding \(arrays) + \(3 * ((arrays + 1) / 2)) arrays × \(tasksPerArray) tasks (Kafka, direct SQL)")
             let viaKafka = try await seed(db, count: arrays, tasks: tasksPerArray, logger: logger)
-            // Half as many again for the direct SQL: each of its three variants gets half the arrays.
-            let viaSQL = try await seed(db, count: arrays * 3 / 2, tasks: tasksPerArray, logger: logger)
+            // Three halves for the direct SQL: each of its three variants gets half the arrays.
+            let viaSQL = try await seed(db, count: 3 * ((arrays + 1) / 2), tasks: tasksPerArray, logger: logger)
             let lifecycle = try await lifecyclePhases(harness, reader, viaKafka, logger: logger) { progress(label + $0) }
             progress("\(label)(c) the same work as direct SQL")
             rounds.append(Round(viaKafka: lifecycle, direct: try await directPhases(db, viaSQL, logger: logger)))
@@ -282,14 +282,14 @@ public struct ServeBenchmark: Sendable {
                 """,
             ]),
         ]
-        // A third of the arrays one transaction each (as a scheduler calling per batch would), a
-        // third in one transaction for all (the fewest commits), a third in one transaction with
-        // one statement per step for all of them (as the service groups commands); the fastest of
-        // the three is the limit.
+        // A third of the arrays (given three equal parts) one transaction each (as a scheduler
+        // calling per batch would), a third in one transaction for all (the fewest commits), a third
+        // in one transaction with one statement per step for all of them (as the service groups
+        // commands); the fastest of the three is the limit.
         let third = arrays.count / 3
         let perArray = Array(arrays.prefix(third))
         let together = Array(arrays.dropFirst(third).prefix(third))
-        let grouped = Array(arrays.dropFirst(2 * third))
+        let grouped = Array(arrays.dropFirst(2 * third).prefix(third))
         var phases: [Phase] = []
         for (name, statements) in steps {
             var collected: [Int64: ([Int64], [String])] = [:]
