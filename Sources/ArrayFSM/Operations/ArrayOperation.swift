@@ -40,14 +40,22 @@ extension BatchOperation {
 enum ArrayRowLock {
     /// Locks the array row and returns the last batch number issued for it.
     static func acquire(_ arrayID: Int64, on connection: PostgresConnection, logger: Logger) async throws -> Int32 {
+        guard let lastBatch = try await acquire([arrayID], on: connection, logger: logger)[arrayID] else {
+            throw OperationError.arrayNotFound(arrayID)
+        }
+        return lastBatch
+    }
+
+    /// Locks many array rows, ascending (as every operation locks); returns the last batch number
+    /// issued for each array that exists.
+    static func acquire(_ arrayIDs: [Int64], on connection: PostgresConnection, logger: Logger) async throws -> [Int64: Int32] {
+        var lastBatch: [Int64: Int32] = [:]
         let rows = try await connection.query(
             """
-            SELECT last_batch_num FROM "array" WHERE id = \(arrayID) FOR NO KEY UPDATE
+            SELECT id, last_batch_num FROM "array" WHERE id = ANY(\(arrayIDs)) ORDER BY id FOR NO KEY UPDATE
             """, logger: logger)
-        for try await lastBatch in rows.decode(Int32.self) {
-            return lastBatch
-        }
-        throw OperationError.arrayNotFound(arrayID)
+        for try await (id, last) in rows.decode((Int64, Int32).self) { lastBatch[id] = last }
+        return lastBatch
     }
 
     /// Locks the array row and checks that `batchNumber` was issued for it.

@@ -164,20 +164,6 @@ enum GroupedBatchTransition {
     }
 }
 
-extension ArrayRowLock {
-    /// Locks many array rows, ascending (as every operation locks); returns the last batch number
-    /// issued for each array that exists.
-    static func acquire(_ arrayIDs: [Int64], on connection: PostgresConnection, logger: Logger) async throws -> [Int64: Int32] {
-        var lastBatch: [Int64: Int32] = [:]
-        let rows = try await connection.query(
-            """
-            SELECT id, last_batch_num FROM "array" WHERE id = ANY(\(arrayIDs)) ORDER BY id FOR NO KEY UPDATE
-            """, logger: logger)
-        for try await (id, last) in rows.decode((Int64, Int32).self) { lastBatch[id] = last }
-        return lastBatch
-    }
-}
-
 extension LogArrayDistributorID {
     /// Records the distributor ids of many commands (on distinct arrays) in one `UPDATE … FROM unnest`;
     /// results in input order.

@@ -74,7 +74,8 @@ public struct RecordArrayBatchNum: ArrayOperation {
         // array rows, and the UPDATE below re-checks the status of each row it moves (so an outside
         // writer racing us only changes which tasks move, which the UPDATE reports). Locking 100k
         // rows first cost a WAL record per row.
-        let requested = operations.map { Array(Set($0.taskIDs)).sorted() }
+        let askedSets = operations.map { Set($0.taskIDs) }
+        let requested = askedSets.map { $0.sorted() }
         let lookedUp = zip(operations, requested).filter { lastBatch[$0.0.arrayID] != nil }
         var found: [Int64: [String: [Int64]]] = [:]  // array → status → ids, ascending
         if !lookedUp.isEmpty {
@@ -100,7 +101,7 @@ public struct RecordArrayBatchNum: ArrayOperation {
             }
             // The rows hold every asked-for id found in any of the run's arrays: keep this
             // command's own (a command naming another command's task must not count it as found).
-            let asked = Set(requested[index])
+            let asked = askedSets[index]
             var statusByID: [String: [Int64]] = [:]
             var count = 0
             for (status, ids) in found[operation.arrayID] ?? [:] {
