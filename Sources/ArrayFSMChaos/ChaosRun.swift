@@ -121,7 +121,9 @@ public struct ChaosRun: Sendable {
                 answered = try await waitForCompletion(expected, client: client, harness: harness, fleet: fleet,
                                                        timeout: .seconds(sabotage == nil ? 240 : 20))
                 if !answered {
-                    tails = fleet.outputTails()
+                    let counts = await Completion(client: client, harness: harness)
+                    tails = ["progress: \(counts) (expected \(expected.answers.count) answers, \(expected.deadLetters.count) dead letters)"]
+                        + fleet.outputTails()
                     // What the service's connections were doing when it stopped making progress.
                     let rows = try? await client.query(
                         """
@@ -165,6 +167,9 @@ public struct ChaosRun: Sendable {
             report.commands = records.count
             report.faultsInjected = faults.count
             report.serveExits = fleet.unexpectedExits
+            // A member that ignores SIGTERM would be SIGKILLed by its supervisor: nothing lost, but
+            // every stop would wait out the supervisor's timeout.
+            report.violations += fleet.stuckOnStop
             let recoveries = faults.compactMap { ProgressMonitor.recovery(after: $0, samples: samples) }.sorted()
             report.recoveryP50 = recoveries.isEmpty ? nil : recoveries[recoveries.count / 2]
             report.recoveryMax = recoveries.last
@@ -253,13 +258,30 @@ public struct ChaosRun: Sendable {
                            timeout: Duration) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let processed = (try? await client.query("SELECT count(*) FROM arrayfsm_processed_command").decode(Int64.self)
-                .reduce(0) { $0 + $1 }) ?? 0
-            let deadLetters = (try? await TopicReader(harness: harness).endOffsets(harness.topics.deadLetters).values.reduce(0, +)) ?? 0
-            let outbox = (try? await client.query("SELECT count(*) FROM arrayfsm_outbox").decode(Int64.self).reduce(0) { $0 + $1 }) ?? 1
-            if processed >= expected.answers.count && deadLetters >= expected.deadLetters.count && outbox == 0 { return true }
+            let counts = await Completion(client: client, harness: harness)
+            if counts.processed >= expected.answers.count && counts.deadLetters >= expected.deadLetters.count && counts.outbox == 0 {
+                return true
+            }
             try await Task.sleep(for: .milliseconds(250))
         }
         return false
+    }
+
+    /// How far the service got: commands applied, messages dead-lettered, events not yet published
+    /// (-1: could not be read). When it stops short, the first two say whether the consumers or
+    /// the relay stalled.
+    struct Completion: CustomStringConvertible {
+        var processed: Int64
+        var deadLetters: Int64
+        var outbox: Int64
+
+        init(client: PostgresClient, harness: ServiceHarness) async {
+            processed = (try? await client.query("SELECT count(*) FROM arrayfsm_processed_command").decode(Int64.self)
+                .reduce(0) { $0 + $1 }) ?? -1
+            deadLetters = (try? await TopicReader(harness: harness).endOffsets(harness.topics.deadLetters).values.reduce(0, +)) ?? -1
+            outbox = (try? await client.query("SELECT count(*) FROM arrayfsm_outbox").decode(Int64.self).reduce(0) { $0 + $1 }) ?? -1
+        }
+
+        var description: String { "\(processed) commands applied, \(deadLetters) dead-lettered, \(outbox) events in the outbox" }
     }
 }

@@ -75,12 +75,29 @@ final class ServeFleet: Sendable {
         }
     }
 
-    /// Stops the newest member as an orchestrator would (SIGTERM, graceful).
+    /// Stops the newest member as an orchestrator would (SIGTERM, graceful; SIGKILL after 60 s, as
+    /// a supervisor's stop timeout does). A member that needed the SIGKILL is listed in
+    /// ``stuckOnStop``; one that exited with a failure status is listed with the unexpected exits.
     func removeOne() async {
         guard let member = members.withLock({ $0.popLast() }) else { return }
         member.signal(SIGTERM)
-        _ = await member.wait(timeout: .seconds(60))
+        let tail = { member.output.split(separator: "\n").suffix(3).joined(separator: " | ") }
+        switch await member.wait(timeout: .seconds(60)) {
+        case 0?:
+            break
+        case let code?:
+            exits.withLock { $0.append("serve stopped (SIGTERM) with \(code): \(tail())") }
+        case nil:
+            stuck.withLock { $0.append("serve \(member.pid) did not stop within 60 s of SIGTERM: \(tail())") }
+            member.signal(SIGKILL)
+            _ = await member.wait(timeout: .seconds(10))
+        }
     }
+
+    private let stuck = Mutex<[String]>([])
+
+    /// Members that did not finish a graceful stop within 60 s, with the end of their output.
+    var stuckOnStop: [String] { stuck.withLock { $0 } }
 
     /// Stops every member gracefully, one at a time, as a rolling stop does.
     ///

@@ -81,8 +81,11 @@ public final class ArrayFSMServer: Service, Sendable {
     func sampleGauges(_ metrics: ServiceMetrics) async {
         var lastPublished = 0
         while !Task.isCancelled {
-            let depth = try? await relay.database.client.withConnection { connection in
-                try await Outbox.depth(on: connection, logger: logger)
+            // Guarded like the relay's own steps: the group waits for this task at shutdown.
+            let depth = try? await relay.watchdog.guarding("outbox depth sample", logger: logger) {
+                try await relay.database.client.withConnection { connection in
+                    try await Outbox.depth(on: connection, logger: logger)
+                }
             }
             let published = relay.published.load(ordering: .relaxed)
             metrics.sample(consumerLag: consumer.lag, outboxDepth: depth, publishedSinceLast: published - lastPublished)

@@ -20,25 +20,23 @@ public final class CommandConsumer: Sendable {
     let maxWait: Duration
     let logger: Logger
     let observer: (any CommandObserver)?
-    /// How long one batch may take before ``onStall`` runs; nil never.
-    let batchTimeout: Duration?
-    /// Runs (once per stalled batch) when a batch outlives ``batchTimeout``. `serve` exits here.
-    let onStall: (@Sendable (Duration) -> Void)?
+    /// Guards each batch, and the fetching of waiting commands; nil: neither is watched.
+    let watchdog: StallWatchdog?
     /// When the last poll returned messages (or the loop started).
     private let lastMessages = Mutex(ContinuousClock.now)
 
     /// - Parameters:
-    ///   - batchTimeout: a batch that takes longer is stuck, not slow: e.g. a database connection
-    ///     that never answers after a server restart. Nothing inside the process can reliably free
-    ///     it, so `serve` exits (`onStall`) and its supervisor restarts it: no offsets were committed
-    ///     for the batch, so it is redelivered and the processed-commands table keeps it exactly-once.
+    ///   - watchdog: a batch that outlives its timeout is stuck (e.g. on a database connection that
+    ///     never answers after a server restart), and so is a consumer that fetches nothing for that
+    ///     long while commands wait. `serve` exits then and its supervisor restarts it: no offsets
+    ///     were committed for the batch, so it is redelivered and the processed-commands table
+    ///     keeps it exactly-once.
     public init(
         consumer: KafkaConsumer, processor: CommandBatchProcessor, relay: OutboxRelay?, topics: Topics,
         maxBatch: Int = 500, maxWait: Duration = .milliseconds(20), observer: (any CommandObserver)? = nil,
-        batchTimeout: Duration? = nil, onStall: (@Sendable (Duration) -> Void)? = nil, logger: Logger
+        watchdog: StallWatchdog? = nil, logger: Logger
     ) {
-        self.batchTimeout = batchTimeout
-        self.onStall = onStall
+        self.watchdog = watchdog
         self.consumer = consumer
         self.processor = processor
         self.relay = relay
@@ -56,7 +54,7 @@ public final class CommandConsumer: Sendable {
     /// then leaves the group cleanly (committing stored offsets).
     public func run(until shouldStop: @escaping @Sendable () -> Bool = { false }) async throws {
         try consumer.subscribe(topics: [topics.commands])
-        let liveness = batchTimeout.map { timeout in Task { await watchForStarvation(timeout) } }
+        let liveness = watchdog.map { watchdog in Task { await watchForStarvation(watchdog) } }
         defer { liveness?.cancel() }
         var backoff = Duration.milliseconds(100)
         defer { logger.info("command consumer stopped") }
@@ -69,18 +67,10 @@ public final class CommandConsumer: Sendable {
             lastMessages.withLock { $0 = .now }
             let incoming = polled.messages.map(IncomingCommand.init)
             let started = ContinuousClock.now
-            let watchdog = batchTimeout.map { timeout in
-                Task { [logger, onStall] in
-                    try await Task.sleep(for: timeout)
-                    logger.critical("a batch did not finish; the process is stuck", metadata: [
-                        "timeout": "\(timeout)", "commands": "\(incoming.count)",
-                    ])
-                    onStall?(timeout)
-                }
-            }
-            defer { watchdog?.cancel() }
             do {
-                let outcome = try await processor.process(incoming, logger: logger)
+                let outcome = try await watchdog.guarding("batch", logger: logger, metadata: ["commands": "\(incoming.count)"]) {
+                    try await processor.process(incoming, logger: logger)
+                }
                 backoff = .milliseconds(100)
                 storeOffsets(polled.messages)
                 relay?.notify()
@@ -99,8 +89,9 @@ public final class CommandConsumer: Sendable {
     /// The other way to be stuck: assigned partitions with commands waiting, and no message
     /// fetched for `timeout` (seen once in ~8 runs of the chaos suite's PostgreSQL scenario on a
     /// starved machine: a consumer assigned everything and fetched nothing). Checks twice per
-    /// `timeout`; calls ``onStall`` if commands wait past the committed offsets.
-    func watchForStarvation(_ timeout: Duration) async {
+    /// `timeout`; calls the watchdog's `onStall` if commands wait past the committed offsets.
+    func watchForStarvation(_ watchdog: StallWatchdog) async {
+        let timeout = watchdog.timeout
         while !Task.isCancelled {
             try? await Task.sleep(for: timeout / 2)
             let quiet = ContinuousClock.now - lastMessages.withLock { $0 }
@@ -115,7 +106,7 @@ public final class CommandConsumer: Sendable {
             logger.critical("no command fetched while commands wait on assigned partitions; the consumer is stuck", metadata: [
                 "quiet": "\(quiet)", "waiting": "\(waiting)", "partitions": "\(assigned.count)",
             ])
-            onStall?(timeout)
+            watchdog.onStall(timeout)
             return
         }
     }

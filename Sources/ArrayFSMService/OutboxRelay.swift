@@ -22,6 +22,9 @@ public final class OutboxRelay: Sendable {
     /// Rounds sent and not yet acknowledged, at most; librdkafka's idempotent producer keeps
     /// their order per partition.
     let maxRoundsInFlight = 4
+    /// Guards every database step (not the waits for delivery reports: a broker that is down
+    /// delays those legitimately, and undelivered rows simply stay in the outbox).
+    let watchdog: StallWatchdog?
     let logger: Logger
     private let wakeUp: AsyncStream<Void>.Continuation
     private let wakeUps: Mutex<AsyncStream<Void>?>
@@ -33,8 +36,9 @@ public final class OutboxRelay: Sendable {
     public let published = Atomic<Int>(0)
 
     public init(database: ArrayDatabase, producer: KafkaProducer, batchSize: Int = 2000,
-                idleInterval: Duration = .milliseconds(100), logger: Logger) {
+                idleInterval: Duration = .milliseconds(100), watchdog: StallWatchdog? = nil, logger: Logger) {
         self.database = database
+        self.watchdog = watchdog
         self.producer = producer
         self.batchSize = batchSize
         self.idleInterval = idleInterval
@@ -128,13 +132,17 @@ public final class OutboxRelay: Sendable {
             let acknowledged = acknowledgements.take()
             rounds -= acknowledged.rounds
             inFlight.subtract(acknowledged.delivered)
-            try await Outbox.delete(acknowledged.delivered, on: connection, logger: logger)
+            try await watchdog.guarding("outbox delete", logger: logger) {
+                try await Outbox.delete(acknowledged.delivered, on: connection, logger: logger)
+            }
             published.add(acknowledged.delivered.count, ordering: .relaxed)
             if let failure = acknowledged.failure { throw failure }
 
             var rows: [Outbox.Row] = []
             if rounds < maxRoundsInFlight && !stopping {
-                rows = try await Outbox.oldest(batchSize, excluding: inFlight, on: connection, logger: logger)
+                rows = try await watchdog.guarding("outbox read", logger: logger) {
+                    try await Outbox.oldest(batchSize, excluding: inFlight, on: connection, logger: logger)
+                }
             }
             if !rows.isEmpty {
                 let ids = rows.map(\.id)
@@ -176,17 +184,24 @@ public final class OutboxRelay: Sendable {
     /// (an open transaction would hold back vacuum and HOT pruning on the hot tables). Returns nil
     /// when another relay holds the lock.
     func asLeader<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result? {
-        try await database.client.withConnection { connection in
+        // A pool that never hands out a connection stalls the relay as surely as a query that
+        // never returns.
+        let alarm = watchdog.arm("relay lock", logger: logger)
+        defer { alarm?.disarm() }
+        return try await database.client.withConnection { connection in
             var locked = false
             for try await got in try await connection.query("SELECT pg_try_advisory_lock(\(Self.lockKey))", logger: logger)
                 .decode(Bool.self)
             {
                 locked = got
             }
+            alarm?.disarm()
             guard locked else { return nil }
             do {
                 let result = try await body(connection)
-                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                try await watchdog.guarding("relay unlock", logger: logger) {
+                    try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                }
                 return result
             } catch {
                 // The connection may be broken, which releases the lock too.
@@ -200,13 +215,17 @@ public final class OutboxRelay: Sendable {
     /// delivery report, delete them. A crash between produce and delete publishes them again
     /// (same event ids; consumers dedupe). Returns rows published.
     func publishRound(on connection: PostgresConnection) async throws -> Int {
-        let rows = try await Outbox.oldest(batchSize, on: connection, logger: logger)
+        let rows = try await watchdog.guarding("outbox read", logger: logger) {
+            try await Outbox.oldest(batchSize, on: connection, logger: logger)
+        }
         guard !rows.isEmpty else { return 0 }
         let report = try await producer.send(rows.map(\.outgoing))
         guard report.isComplete else {
             throw report.failures[0]
         }
-        try await Outbox.delete(rows.map(\.id), on: connection, logger: logger)
+        try await watchdog.guarding("outbox delete", logger: logger) {
+            try await Outbox.delete(rows.map(\.id), on: connection, logger: logger)
+        }
         published.add(rows.count, ordering: .relaxed)
         return rows.count
     }

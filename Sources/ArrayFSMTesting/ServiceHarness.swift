@@ -50,9 +50,10 @@ public final class ServiceHarness: Sendable {
         "fetch.wait.max.ms": "5",
     ]
 
-    /// Starts one more `serve` member of the group; returns it.
+    /// Starts one more `serve` member of the group, its batches and relay guarded by `watchdog`
+    /// when given; returns it.
     @discardableResult
-    public func startServer(maxBatch: Int = 500) throws -> ArrayFSMServer {
+    public func startServer(maxBatch: Int = 500, watchdog: StallWatchdog? = nil) throws -> ArrayFSMServer {
         let consumer = try KafkaConsumer(
             configuration: KafkaConfiguration(
                 bootstrapServers: bootstrapServers, clientID: "arrayfsm-serve", groupID: groupID, properties: Self.fastGroupProperties),
@@ -61,8 +62,9 @@ public final class ServiceHarness: Sendable {
             configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "arrayfsm-relay", properties: ["linger.ms": "1"]),
             logger: logger)
         let processor = CommandBatchProcessor(database: database, topics: topics)
-        let relay = OutboxRelay(database: database, producer: producer, idleInterval: .milliseconds(50), logger: logger)
-        let commandConsumer = CommandConsumer(consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, logger: logger)
+        let relay = OutboxRelay(database: database, producer: producer, idleInterval: .milliseconds(50), watchdog: watchdog, logger: logger)
+        let commandConsumer = CommandConsumer(
+            consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, watchdog: watchdog, logger: logger)
         let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, logger: logger)
         let task = Task { try await server.run() }
         servers.withLock { $0.append((server, task)) }

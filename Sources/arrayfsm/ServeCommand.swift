@@ -35,7 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Dead-letter topic (env ARRAYFSM_DLQ_TOPIC)") var dlqTopic: String?
     @Option(help: "Largest command accepted in bytes (env ARRAYFSM_MAX_MESSAGE_BYTES; default 1048576)") var maxMessageBytes: Int?
     @Option(help: "Database connections (env ARRAYFSM_DATABASE_CONNECTIONS; default 4)") var databaseConnections: Int?
-    @Option(help: "Exit (status 75) when one batch takes longer; 0 never (env ARRAYFSM_BATCH_TIMEOUT_SECONDS; default 120)")
+    @Option(help: "Exit (status 75) when one batch, or one outbox step, takes longer; 0 never (env ARRAYFSM_BATCH_TIMEOUT_SECONDS; default 120)")
     var batchTimeoutSeconds: Int?
     @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
@@ -71,7 +71,14 @@ struct ServeCommand: AsyncParsableCommand {
         let processor = CommandBatchProcessor(
             database: database, topics: topics,
             maxMessageBytes: try Environment.int(maxMessageBytes, "ARRAYFSM_MAX_MESSAGE_BYTES") ?? (1 << 20))
-        let relay = OutboxRelay(database: database, producer: producer, logger: logger)
+        let timeoutSeconds = try Environment.int(batchTimeoutSeconds, "ARRAYFSM_BATCH_TIMEOUT_SECONDS") ?? 120
+        let watchdog = timeoutSeconds <= 0 ? nil : StallWatchdog(timeout: .seconds(timeoutSeconds)) { _ in
+            // Crash-only: a stuck step cannot be freed from inside, and a graceful shutdown would
+            // wait for it. Nothing it did was committed as consumed or published; the restart redoes it.
+            FileHandle.standardError.write(Data("arrayfsm serve: a batch or the outbox relay is stuck; exiting with status 75 for a restart\n".utf8))
+            Foundation.exit(75)
+        }
+        let relay = OutboxRelay(database: database, producer: producer, watchdog: watchdog, logger: logger)
 
         var factory = PrometheusMetricsFactory()
         factory.defaultDurationHistogramBuckets = [
@@ -83,20 +90,11 @@ struct ServeCommand: AsyncParsableCommand {
         let registry = factory.registry
         let metrics = ServiceMetrics()
 
-        let timeoutSeconds = try Environment.int(batchTimeoutSeconds, "ARRAYFSM_BATCH_TIMEOUT_SECONDS") ?? 120
-        let batchTimeout: Duration? = timeoutSeconds > 0 ? .seconds(timeoutSeconds) : nil
         let commandConsumer = CommandConsumer(
             consumer: consumer, processor: processor, relay: relay, topics: topics,
             maxBatch: try Environment.int(maxBatch, "ARRAYFSM_MAX_BATCH") ?? 500,
             maxWait: .milliseconds(try Environment.int(maxWaitMs, "ARRAYFSM_MAX_WAIT_MS") ?? 20),
-            observer: metrics, batchTimeout: batchTimeout,
-            onStall: { _ in
-                // Crash-only: a stuck batch cannot be freed from inside, and a graceful shutdown would
-                // wait for it. Nothing of the batch was committed as consumed; the restart redoes it.
-                FileHandle.standardError.write(Data("arrayfsm serve: a batch is stuck; exiting with status 75 for a restart\n".utf8))
-                Foundation.exit(75)
-            },
-            logger: logger)
+            observer: metrics, watchdog: watchdog, logger: logger)
         let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, metrics: metrics, logger: logger)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
