@@ -175,7 +175,8 @@ public struct KafkaRecord: Sendable {
     /// The message's timestamp (CreateTime: when the producer sent it), milliseconds since 1970.
     public var timestampMilliseconds: Int64?
 
-    init(_ message: KafkaMessage) {
+    /// Copies `message`.
+    public init(_ message: KafkaMessage) {
         timestampMilliseconds = message.timestampMilliseconds
         partition = message.partition
         offset = message.offset

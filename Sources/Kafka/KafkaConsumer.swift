@@ -128,6 +128,15 @@ public final class KafkaConsumer: Sendable {
         return try result.get()
     }
 
+    /// Reads these partitions from the given offsets without joining the group: a manual
+    /// assignment, with no coordinator and no rebalances. For tools that read a topic whole; a
+    /// group member uses ``subscribe(topics:)``.
+    public func assign(_ offsets: [KafkaTopicPartition: Int64]) throws(KafkaError) {
+        let entries = Array(offsets)
+        let list = NativePartitionList(entries.map(\.key), offsets: entries.map(\.value))
+        try KafkaError.check(rd_kafka_assign(handle.pointer, list.pointer))
+    }
+
     /// Moves the read position of assigned partitions (e.g. back to the first unprocessed offset of a failed batch).
     public func seek(_ offsets: [KafkaTopicPartition: Int64], timeout: Duration = .seconds(10)) async throws(KafkaError) {
         let handle = self.handle
