@@ -118,6 +118,27 @@ struct ProducerConsumerTests {
         await consumer.close()
     }
 
+    @Test("a manual assignment reads from the given offsets without joining the group")
+    func manualAssignment() async throws {
+        let topic = try await TestBroker.makeTopic("assign", partitions: 2)
+        try await produceNumbered(5, to: topic, partition: 0)
+        try await produceNumbered(5, to: topic, partition: 1)
+        let group = TestBroker.uniqueName("g")
+        let consumer = try KafkaConsumer(configuration: TestBroker.consumerConfiguration(group: group))
+        let first = KafkaTopicPartition(topic: topic, partition: 0), second = KafkaTopicPartition(topic: topic, partition: 1)
+        try consumer.assign([first: 0, second: 3])
+        let (messages, events) = try await consumer.pollUntil(store: false) { received, _ in received.count >= 7 }
+        #expect(events.isEmpty)
+        #expect(messages.filter { $0.partition == 0 }.map(\.offset) == [0, 1, 2, 3, 4])
+        #expect(messages.filter { $0.partition == 1 }.map(\.offset) == [3, 4])
+        #expect(try consumer.assignment().sorted { $0.partition < $1.partition } == [first, second])
+        await consumer.close()
+        // Nothing was stored, so the group has no offsets.
+        let other = try KafkaConsumer(configuration: TestBroker.consumerConfiguration(group: group))
+        #expect(try await other.committedOffsets(for: [first, second]).isEmpty)
+        await other.close()
+    }
+
     @Test("closing before the first assignment does not crash (default eager assignor)")
     func closeBeforeFirstAssignment() async throws {
         let topic = try await TestBroker.makeTopic("early-close", partitions: 2)
