@@ -89,6 +89,7 @@ public struct ServeBenchmark: Sendable {
             let viaKafka = try await seed(db, count: arrays, tasks: tasksPerArray, logger: logger)
             // Three halves for the direct SQL: each of its three variants gets half the arrays.
             let viaSQL = try await seed(db, count: 3 * ((arrays + 1) / 2), tasks: tasksPerArray, logger: logger)
+            try await db.client.query("VACUUM (ANALYZE) task, task_instance, \"array\"", logger: logger)
             let lifecycle = try await lifecyclePhases(harness, reader, viaKafka, logger: logger) { progress(label + $0) }
             progress("\(label)(c) the same work as direct SQL")
             rounds.append(Round(viaKafka: lifecycle, direct: try await directPhases(db, viaSQL, logger: logger)))
