@@ -16,9 +16,12 @@ import Synchronization
 /// (c) the limit: phase (a)'s work as hand-written SQL, no Kafka: per array in a transaction each,
 ///     per array in one transaction, and grouped (one statement per step for all arrays).
 ///
-/// (a) and (c) run in rounds, each on fresh arrays, (a) then (c): a phase lasts about half a second,
-/// and on a 2-core machine one round's ratio moves by ±0.1 from run to run; the sum over rounds
-/// is steadier, and interleaving keeps both sides on the same database state.
+/// (a) and (c) run in rounds, each on fresh arrays whose tables were just analyzed (as autovacuum
+/// would have done: the plans are those of a database with current statistics). Within a round
+/// each step runs via Kafka and as direct SQL back to back, the side that goes first alternating
+/// by round, so that background work (checkpoints, autovacuum) falls on both sides alike. A phase
+/// lasts about half a second, and on a 2-core machine one round's ratio moves by ±0.1 from run to
+/// run; the sum over rounds is steadier.
 public struct ServeBenchmark: Sendable {
     public var arrays: Int
     public var tasksPerArray: Int
@@ -90,9 +93,19 @@ public struct ServeBenchmark: Sendable {
             // Three halves for the direct SQL: each of its three variants gets half the arrays.
             let viaSQL = try await seed(db, count: 3 * ((arrays + 1) / 2), tasks: tasksPerArray, logger: logger)
             try await db.client.query("VACUUM (ANALYZE) task, task_instance, \"array\"", logger: logger)
-            let lifecycle = try await lifecyclePhases(harness, reader, viaKafka, logger: logger) { progress(label + $0) }
-            progress("\(label)(c) the same work as direct SQL")
-            rounds.append(Round(viaKafka: lifecycle, direct: try await directPhases(db, viaSQL, logger: logger)))
+            var outcome = Round(viaKafka: [], direct: [])
+            for step in Self.lifecycleSteps {
+                for viaKafkaNow in round % 2 == 1 ? [true, false] : [false, true] {
+                    if viaKafkaNow {
+                        progress("\(label)(a) \(step) via Kafka")
+                        outcome.viaKafka.append(try await lifecycleStep(step, harness, reader, viaKafka, logger: logger))
+                    } else {
+                        progress("\(label)(c) \(step) as direct SQL")
+                        outcome.direct += try await directStep(step, db, viaSQL, logger: logger)
+                    }
+                }
+            }
+            rounds.append(outcome)
         }
 
         progress("(b) \(smallCommands) launches of 10-TI batches")
@@ -121,34 +134,34 @@ public struct ServeBenchmark: Sendable {
         return Report(rounds: rounds, small: small)
     }
 
-    /// (a): every array through record → instantiate → launch → distributor ids, one phase per step.
-    func lifecyclePhases(
-        _ harness: ServiceHarness, _ reader: ResultReader, _ arrays: [ArrayFixture], logger: Logger, progress: (String) -> Void
-    ) async throws -> [Phase] {
-        let db = harness.database
+    /// The lifecycle's steps, in order.
+    static let lifecycleSteps = ["record_array_batch_num", "instantiate_array_batch", "transition_array_to_launched", "log_array_distributor_id"]
+
+    /// (a): one lifecycle step of every array via Kafka.
+    func lifecycleStep(
+        _ step: String, _ harness: ServiceHarness, _ reader: ResultReader, _ arrays: [ArrayFixture], logger: Logger
+    ) async throws -> Phase {
         let rows = arrays.count * tasksPerArray
-        var lifecycle: [Phase] = []
-        progress("(a) record_array_batch_num via Kafka")
-        lifecycle.append(try await phase(harness, reader, "record_array_batch_num", rows: rows, commands: arrays.map { array in
-            (array.arrayID, "record_array_batch_num", ["array_id": array.arrayID, "task_ids": array.taskIDs, "task_resources_id": 1, "workflow_run_id": 1] as [String: Any])
-        }))
-        progress("(a) instantiate_array_batch via Kafka")
-        lifecycle.append(try await phase(harness, reader, "instantiate_array_batch", rows: rows, commands: arrays.map {
-            ($0.arrayID, "instantiate_array_batch", ["array_id": $0.arrayID, "batch_number": 1] as [String: Any])
-        }))
-        progress("(a) transition_array_to_launched via Kafka")
-        lifecycle.append(try await phase(harness, reader, "transition_array_to_launched", rows: rows, commands: arrays.map {
-            ($0.arrayID, "transition_array_to_launched", ["array_id": $0.arrayID, "batch_number": 1, "next_report_increment": 279] as [String: Any])
-        }))
-        progress("(a) log_array_distributor_id via Kafka")
-        var distributorCommands: [(Int64, String, [String: Any])] = []
+        var commands: [(Int64, String, [String: Any])] = []
         for array in arrays {
-            var map: [String: String] = [:]
-            for instance in try await db.taskInstances(arrayID: array.arrayID, logger: logger) { map[String(instance.id)] = "4242_\(instance.stepID)" }
-            distributorCommands.append((array.arrayID, "log_array_distributor_id", ["array_id": array.arrayID, "distributor_ids": map]))
+            let payload: [String: Any]
+            switch step {
+            case "record_array_batch_num":
+                payload = ["array_id": array.arrayID, "task_ids": array.taskIDs, "task_resources_id": 1, "workflow_run_id": 1]
+            case "instantiate_array_batch":
+                payload = ["array_id": array.arrayID, "batch_number": 1]
+            case "transition_array_to_launched":
+                payload = ["array_id": array.arrayID, "batch_number": 1, "next_report_increment": 279]
+            default:
+                var map: [String: String] = [:]
+                for instance in try await harness.database.taskInstances(arrayID: array.arrayID, logger: logger) {
+                    map[String(instance.id)] = "4242_\(instance.stepID)"
+                }
+                payload = ["array_id": array.arrayID, "distributor_ids": map]
+            }
+            commands.append((array.arrayID, step, payload))
         }
-        lifecycle.append(try await phase(harness, reader, "log_array_distributor_id", rows: rows, commands: distributorCommands))
-        return lifecycle
+        return try await phase(harness, reader, step, rows: rows, commands: commands)
     }
 
     /// Produces the commands (all at once, or `rate` per second) and reads results until every one
@@ -245,7 +258,8 @@ public struct ServeBenchmark: Sendable {
     }
 
     /// (c): each lifecycle step for each array as hand-written statements, one transaction each.
-    func directPhases(_ db: ArrayDatabase, _ arrays: [ArrayFixture], logger: Logger) async throws -> [Phase] {
+    /// (c): one lifecycle step of the arrays as hand-written SQL, in three variants.
+    func directStep(_ step: String, _ db: ArrayDatabase, _ arrays: [ArrayFixture], logger: Logger) async throws -> [Phase] {
         // The statements the operations run, written by hand with the same access paths (ids and
         // the (array, batch, step) index), minus everything the service adds around them.
         let steps: [(String, [String])] = [
@@ -292,7 +306,7 @@ public struct ServeBenchmark: Sendable {
         let together = Array(arrays.dropFirst(third).prefix(third))
         let grouped = Array(arrays.dropFirst(2 * third).prefix(third))
         var phases: [Phase] = []
-        for (name, statements) in steps {
+        for (name, statements) in steps where name == step {
             var collected: [Int64: ([Int64], [String])] = [:]
             if name == "log_array_distributor_id" {
                 for array in arrays {
