@@ -32,8 +32,8 @@ extension GetArrayMaxConcurrentlyRunning {
 }
 
 extension TransitionArrayToLaunched {
-    /// Launches one batch of each of many arrays in one statement (per `next_report_increment`:
-    /// schedulers use one); results in input order. The arrays must be distinct.
+    /// Launches one batch of each of many arrays, one statement per batch number and
+    /// `next_report_increment` (a scheduler uses one); results in input order. The arrays must be distinct.
     public static func applyGrouped(
         _ operations: [TransitionArrayToLaunched], on connection: PostgresConnection, logger: Logger
     ) async throws -> [Result<BatchTransitionOutput, OperationError>] {
@@ -47,8 +47,7 @@ extension TransitionArrayToLaunched {
                     UPDATE task_instance AS ti
                     SET status = 'O', status_date = now(), submitted_date = now(),
                         report_by_date = now() + make_interval(secs => \(increment))
-                    WHERE ti.array_id = ANY(\(chunk.arrayIDs)) AND ti.status = 'I'
-                      AND (ti.array_id << 32 | ti.array_batch_num) = ANY(\(chunk.keys))
+                    WHERE ti.array_id = ANY(\(chunk.arrayIDs)) AND ti.array_batch_num = \(chunk.batchNumber) AND ti.status = 'I'
                     RETURNING ti.array_id, ti.id, ti.task_id
                 ), tasks AS (
                     UPDATE task SET status = 'O', status_date = now()
@@ -65,8 +64,8 @@ extension TransitionArrayToLaunched {
 }
 
 extension InstantiateArrayBatch {
-    /// Instantiates one batch of each of many arrays in one statement; results in input order.
-    /// The arrays must be distinct.
+    /// Instantiates one batch of each of many arrays, one statement per batch number; results in
+    /// input order. The arrays must be distinct.
     public static func applyGrouped(
         _ operations: [InstantiateArrayBatch], on connection: PostgresConnection, logger: Logger
     ) async throws -> [Result<BatchTransitionOutput, OperationError>] {
@@ -77,8 +76,7 @@ extension InstantiateArrayBatch {
             """
             WITH instances AS (
                 UPDATE task_instance AS ti SET status = 'I', status_date = now()
-                WHERE ti.array_id = ANY(\(chunk.arrayIDs)) AND ti.status = 'Q'
-                  AND (ti.array_id << 32 | ti.array_batch_num) = ANY(\(chunk.keys))
+                WHERE ti.array_id = ANY(\(chunk.arrayIDs)) AND ti.array_batch_num = \(chunk.batchNumber) AND ti.status = 'Q'
                 RETURNING ti.array_id, ti.id, ti.task_id
             ), tasks AS (
                 UPDATE task SET status = 'I', status_date = now()
@@ -95,35 +93,27 @@ extension InstantiateArrayBatch {
 }
 
 /// The part every grouped batch transition shares: lock the arrays, refuse unknown arrays and
-/// batches never issued, run the one statement for the rest, and turn its rows — one per
-/// (entity, array): `'task' | 'task_instance', array_id, array_agg(id)` — into outputs.
+/// batches never issued, run one statement per batch number for the rest, and turn its rows — one
+/// per (entity, array): `'task' | 'task_instance', array_id, array_agg(id)` — into outputs.
 ///
-/// The statements find the batches' instances by `array_id = ANY(…)` through the
-/// (array, batch, step) index and keep the named batches with a hashed `= ANY` on
-/// `array_id << 32 | batch`; the tasks are updated from the instances' `RETURNING`. An earlier
-/// form joined the instances to a table of the commands: when the statistics had been taken
-/// with no instance in the source status (the usual case — ANALYZE runs when nothing is in
-/// flight), the planner expected one row and compared every instance with every command: 4.3 s
-/// instead of 0.75 s for 100 × 1,000 instances, and quadratic in the batch size.
+/// A statement finds its batches' instances by `array_id = ANY(…) AND array_batch_num = n`: one
+/// probe of the (array, batch, step) index per command, whatever the statistics say; the tasks are
+/// updated from the instances' `RETURNING`. An earlier form joined the instances to a table of the
+/// commands: when the statistics had been taken with no instance in the source status (the usual
+/// case — ANALYZE runs when nothing is in flight), the planner expected one row and compared every
+/// instance with every command: 4.3 s instead of 0.75 s for 100 × 1,000 instances, quadratic in the
+/// batch. (Matching (array, batch) pairs in one statement through `array_id = ANY(…)` alone read
+/// every instance of the arrays: 10-TI launches on 1,000-TI arrays ran at a third of the speed.)
+/// Commands in flight mostly share a batch number, so a poll is usually one or two statements.
 enum GroupedBatchTransition {
-    /// The targets one statement applies: all share the `sharing` value, and their keys are distinct.
+    /// The targets one statement applies: one batch number, one `sharing` value.
     struct Chunk {
+        var batchNumber: Int32
+        var shared: Double
         /// Indexes into the targets.
         var targets: [Int] = []
         var arrayIDs: [Int64] = []
-        /// `array_id << 32 | batch_number`, as PostgreSQL computes it (bits shifted out are dropped).
-        var keys: [Int64] = []
-        var keySet: Set<Int64> = []
-
-        mutating func add(_ target: Int, arrayID: Int64, key: Int64) {
-            targets.append(target)
-            arrayIDs.append(arrayID)
-            keys.append(key)
-            keySet.insert(key)
-        }
     }
-
-    static func key(_ arrayID: Int64, _ batchNumber: Int32) -> Int64 { arrayID << 32 | Int64(batchNumber) }
 
     static func apply(
         _ targets: [(arrayID: Int64, batchNumber: Int32)],
@@ -135,9 +125,7 @@ enum GroupedBatchTransition {
         precondition(Set(targets.map(\.arrayID)).count == targets.count, "grouped commands must be on distinct arrays")
         let lastBatch = try await ArrayRowLock.acquire(targets.map(\.arrayID), on: connection, logger: logger)
         var results: [Result<BatchTransitionOutput, OperationError>] = []
-        // Usually one chunk; another only for a different shared value, or for an array id that
-        // equals another's modulo 2^32 (its key would collide).
-        var chunks: [(shared: Double, chunk: Chunk)] = []
+        var chunks: [Chunk] = []
         for (index, target) in targets.enumerated() {
             guard let last = lastBatch[target.arrayID] else {
                 results.append(.failure(.arrayNotFound(target.arrayID)))
@@ -148,18 +136,20 @@ enum GroupedBatchTransition {
                 continue
             }
             results.append(.success(BatchTransitionOutput(taskInstanceIDs: [], taskIDs: [], transitions: [])))
-            let key = key(target.arrayID, target.batchNumber)
             let value = shared(index)
-            var slot = chunks.firstIndex { $0.shared == value && !$0.chunk.keySet.contains(key) }
-            if slot == nil {
-                chunks.append((value, Chunk()))
+            let slot: Int
+            if let existing = chunks.firstIndex(where: { $0.batchNumber == target.batchNumber && $0.shared == value }) {
+                slot = existing
+            } else {
+                chunks.append(Chunk(batchNumber: target.batchNumber, shared: value))
                 slot = chunks.count - 1
             }
-            chunks[slot!].chunk.add(index, arrayID: target.arrayID, key: key)
+            chunks[slot].targets.append(index)
+            chunks[slot].arrayIDs.append(target.arrayID)
         }
 
         var moved: [Int64: (tasks: [Int64], instances: [Int64])] = [:]
-        for (_, chunk) in chunks {
+        for chunk in chunks {
             let rows = try await connection.query(statement(chunk), logger: logger)
             for try await (entity, arrayID, ids) in rows.decode((String, Int64, [Int64]).self) {
                 // Sorted here rather than by ORDER BY inside array_agg, which would sort in the database
@@ -171,7 +161,7 @@ enum GroupedBatchTransition {
                 }
             }
         }
-        for index in chunks.flatMap(\.chunk.targets) {
+        for index in chunks.flatMap(\.targets) {
             let target = targets[index]
             let (tasks, instances) = moved[target.arrayID] ?? ([], [])
             results[index] = .success(
