@@ -50,6 +50,8 @@ public struct ServeBenchmark: Sendable {
         /// Medians of where the time went, in milliseconds: send → applied (`processed_at`),
         /// applied → relayed (the result's Kafka timestamp), relayed → read.
         public var stages: (applied: Double, relayed: Double, read: Double)? = nil
+        /// The same stages' 99th percentiles: where the tail comes from.
+        public var stagesP99: (applied: Double, relayed: Double, read: Double)? = nil
         /// Milliseconds from the first send (wall clock): the first and last command applied
         /// (`processed_at`), the last result relayed (its Kafka timestamp) and read.
         public var span: (firstApplied: Double, lastApplied: Double, lastRelayed: Double, lastRead: Double)? = nil
@@ -221,6 +223,7 @@ public struct ServeBenchmark: Sendable {
         let (unsorted, stamps) = try await readTask.value
         let latencies = unsorted.sorted()
         func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
+        func p99(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[min(values.count - 1, values.count * 99 / 100)] }
         let seconds = (ContinuousClock.now - start).seconds
         guard latencies.count == encoded.count else {
             throw ChildProcess.Failure(description: "\(name): \(latencies.count) of \(encoded.count) results arrived")
@@ -229,6 +232,8 @@ public struct ServeBenchmark: Sendable {
         if !stamps.isEmpty {
             phase.stages = (median(stamps.map { $0.applied - $0.sent }), median(stamps.map { $0.relayed - $0.applied }),
                             median(stamps.map { $0.read - $0.relayed }))
+            phase.stagesP99 = (p99(stamps.map { $0.applied - $0.sent }), p99(stamps.map { $0.relayed - $0.applied }),
+                               p99(stamps.map { $0.read - $0.relayed }))
             let firstSent = sentAtWall.withLock { $0.min() ?? 0 }
             phase.span = (firstApplied: stamps.map(\.applied).min()! - firstSent, lastApplied: stamps.map(\.applied).max()! - firstSent,
                           lastRelayed: stamps.map(\.relayed).max()! - firstSent, lastRead: stamps.map(\.read).max()! - firstSent)

@@ -121,6 +121,10 @@ struct BenchServeCommand: AsyncParsableCommand {
                 lines.append(String(format: "      medians: sent → applied %.1f ms, applied → relayed %.1f ms, relayed → read %.1f ms",
                                     stages.applied, stages.relayed, stages.read))
             }
+            if let stages = phase.stagesP99 {
+                lines.append(String(format: "      p99s:    sent → applied %.1f ms, applied → relayed %.1f ms, relayed → read %.1f ms",
+                                    stages.applied, stages.relayed, stages.read))
+            }
         }
         lines.append("  targets: launch ≥ 2,000/s; get_array_max_concurrently_running ≥ 5,000/s (Jobmon ≈ 45/s); p99 < 50 ms at 1,000/s")
         return lines.joined(separator: "\n")
