@@ -166,6 +166,36 @@ import Testing
             #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["I": 3], "tasks are left as they are")
         }
     }
+    /// Applies each operation alone, in its own transaction: the reference a grouped application must equal.
+    func oneByOne<Operation: ArrayOperation>(_ db: ArrayDatabase, _ operations: [Operation]) async throws
+        -> [Result<BatchTransitionOutput, OperationError>] where Operation.Output == BatchTransitionOutput
+    {
+        var results: [Result<BatchTransitionOutput, OperationError>] = []
+        for operation in operations {
+            do { results.append(.success(try await db.perform(operation, logger: logger))) } catch let error as OperationError { results.append(.failure(error)) }
+        }
+        return results
+    }
+
+    /// A result as counts and transitions, comparable between twin arrays (whose ids differ).
+    func shape(_ result: Result<BatchTransitionOutput, OperationError>) -> String {
+        switch result {
+        case .failure(let error): error.code.rawValue
+        case .success(let out):
+            "\(out.taskIDs.count)/\(out.taskInstanceIDs.count) "
+                + out.transitions.map { "\($0.entity.rawValue) \($0.from ?? "-")→\($0.to) b\($0.batchNumber ?? 0) ×\($0.ids.count)" }.joined(separator: ", ")
+        }
+    }
+
+    /// Twin arrays hold their tasks and instances in the same statuses, batches and steps.
+    func expectSameRows(_ db: ArrayDatabase, _ together: [ArrayFixture], _ alone: [ArrayFixture]) async throws {
+        for (g, a) in zip(together, alone) {
+            #expect(try await db.tasks(arrayID: g.arrayID).map(\.status) == (try await db.tasks(arrayID: a.arrayID).map(\.status)))
+            #expect(try await db.taskInstances(arrayID: g.arrayID).map { "\($0.batchNumber).\($0.stepID) \($0.status)" }
+                    == (try await db.taskInstances(arrayID: a.arrayID).map { "\($0.batchNumber).\($0.stepID) \($0.status)" }))
+        }
+    }
+
     @Test func instantiatingManyArraysTogetherMatchesInstantiatingEachAlone() async throws {
         try await TestPostgres.withDatabase { db in
             // Twin sets of arrays queued in batches of 2: batch 1, batch 2, an already instantiated
@@ -189,25 +219,10 @@ import Testing
             let grouped = try await db.transaction(logger: logger) { connection in
                 try await InstantiateArrayBatch.applyGrouped(operations(together), on: connection, logger: logger)
             }
-            var one: [Result<BatchTransitionOutput, OperationError>] = []
-            for operation in operations(alone) {
-                do { one.append(.success(try await db.perform(operation, logger: logger))) } catch let error as OperationError { one.append(.failure(error)) }
-            }
-            func shape(_ result: Result<BatchTransitionOutput, OperationError>) -> String {
-                switch result {
-                case .failure(let error): error.code.rawValue
-                case .success(let out):
-                    "\(out.taskIDs.count)/\(out.taskInstanceIDs.count) "
-                        + out.transitions.map { "\($0.entity.rawValue) \($0.from ?? "-")→\($0.to) b\($0.batchNumber ?? 0) ×\($0.ids.count)" }.joined(separator: ", ")
-                }
-            }
+            let one = try await oneByOne(db, operations(alone))
             #expect(grouped.map(shape) == one.map(shape))
             #expect(grouped.map(shape).map { $0.prefix(4) } == ["2/2 ", "2/2 ", "0/0 ", "batc", "not_"])
-            for (g, a) in zip(together, alone) {
-                #expect(try await db.tasks(arrayID: g.arrayID).map(\.status) == (try await db.tasks(arrayID: a.arrayID).map(\.status)))
-                #expect(try await db.taskInstances(arrayID: g.arrayID).map { "\($0.batchNumber).\($0.stepID) \($0.status)" }
-                        == (try await db.taskInstances(arrayID: a.arrayID).map { "\($0.batchNumber).\($0.stepID) \($0.status)" }))
-            }
+            try await expectSameRows(db, together, alone)
             // The moved ids are the array's own: batch 2 of array 1 is its tasks 2 and 3.
             let second = try grouped[1].get()
             #expect(second.taskIDs == Array(together[1].taskIDs[2..<4]))
@@ -233,26 +248,13 @@ import Testing
             let grouped = try await db.transaction(logger: logger) { connection in
                 try await TransitionArrayToLaunched.applyGrouped(operations(together), on: connection, logger: logger)
             }
-            var one: [Result<BatchTransitionOutput, OperationError>] = []
-            for operation in operations(alone) {
-                do { one.append(.success(try await db.perform(operation, logger: logger))) } catch let error as OperationError { one.append(.failure(error)) }
-            }
-            func shape(_ result: Result<BatchTransitionOutput, OperationError>) -> String {
-                switch result {
-                case .failure(let error): error.code.rawValue
-                case .success(let out):
-                    "\(out.taskIDs.count)/\(out.taskInstanceIDs.count) "
-                        + out.transitions.map { "\($0.entity.rawValue) \($0.from ?? "-")→\($0.to) b\($0.batchNumber ?? 0) ×\($0.ids.count)" }.joined(separator: ", ")
-                }
-            }
+            let one = try await oneByOne(db, operations(alone))
             #expect(grouped.map(shape) == one.map(shape))
             #expect(grouped.map(shape).map { $0.prefix(4) } == ["2/2 ", "2/2 ", "2/2 ", "not_"])
-            for (g, a) in zip(together, alone) {
-                #expect(try await db.tasks(arrayID: g.arrayID).map(\.status) == (try await db.tasks(arrayID: a.arrayID).map(\.status)))
-                let instances = try await db.taskInstances(arrayID: g.arrayID)
-                #expect(instances.map { "\($0.batchNumber).\($0.stepID) \($0.status)" }
-                        == (try await db.taskInstances(arrayID: a.arrayID).map { "\($0.batchNumber).\($0.stepID) \($0.status)" }))
+            try await expectSameRows(db, together, alone)
+            for g in together {
                 // Each launched instance reports by its own command's increment.
+                let instances = try await db.taskInstances(arrayID: g.arrayID)
                 let increments = instances.compactMap { instance in instance.reportByDate.map { $0.timeIntervalSince(instance.statusDate).rounded() } }
                 #expect(Set(increments) == [g.arrayID == together[0].arrayID ? 279 : 10])
             }
