@@ -222,8 +222,11 @@ public struct ServeBenchmark: Sendable {
         }
         let (unsorted, stamps) = try await readTask.value
         let latencies = unsorted.sorted()
-        func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
-        func p99(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.sorted()[min(values.count - 1, values.count * 99 / 100)] }
+        func quantile(_ values: [Double], _ q: Double) -> Double {
+            values.isEmpty ? 0 : values.sorted()[min(values.count - 1, Int(Double(values.count) * q))]
+        }
+        func median(_ values: [Double]) -> Double { quantile(values, 0.5) }
+        func p99(_ values: [Double]) -> Double { quantile(values, 0.99) }
         let seconds = (ContinuousClock.now - start).seconds
         guard latencies.count == encoded.count else {
             throw ChildProcess.Failure(description: "\(name): \(latencies.count) of \(encoded.count) results arrived")
@@ -262,7 +265,6 @@ public struct ServeBenchmark: Sendable {
         return Int(id.dropFirst(tag.count + 1))
     }
 
-    /// (c): each lifecycle step for each array as hand-written statements, one transaction each.
     /// (c): one lifecycle step of the arrays as hand-written SQL, in three variants.
     func directStep(_ step: String, _ db: ArrayDatabase, _ arrays: [ArrayFixture], logger: Logger) async throws -> [Phase] {
         // The statements the operations run, written by hand with the same access paths (ids and

@@ -41,24 +41,23 @@ extension TransitionArrayToLaunched {
             operations.map { ($0.arrayID, $0.batchNumber) }, from: (.instantiating, .instantiated), to: (.launched, .launched),
             sharing: { operations[$0].nextReportIncrement }, on: connection, logger: logger
         ) { chunk in
-            let increment = operations[chunk.targets[0]].nextReportIncrement
-            return """
-                WITH instances AS (
-                    UPDATE task_instance AS ti
-                    SET status = 'O', status_date = now(), submitted_date = now(),
-                        report_by_date = now() + make_interval(secs => \(increment))
-                    WHERE ti.array_id = ANY(\(chunk.arrayIDs)) AND ti.array_batch_num = \(chunk.batchNumber) AND ti.status = 'I'
-                    RETURNING ti.array_id, ti.id, ti.task_id
-                ), tasks AS (
-                    UPDATE task SET status = 'O', status_date = now()
-                    FROM instances AS i
-                    WHERE task.id = i.task_id AND task.array_id = i.array_id AND task.status = 'I'
-                    RETURNING task.array_id, task.id
-                )
-                SELECT 'task', array_id, array_agg(id) FROM tasks GROUP BY array_id
-                UNION ALL
-                SELECT 'task_instance', array_id, array_agg(id) FROM instances GROUP BY array_id
-                """
+            """
+            WITH instances AS (
+                UPDATE task_instance AS ti
+                SET status = 'O', status_date = now(), submitted_date = now(),
+                    report_by_date = now() + make_interval(secs => \(chunk.shared))
+                WHERE ti.array_id = ANY(\(chunk.arrayIDs)) AND ti.array_batch_num = \(chunk.batchNumber) AND ti.status = 'I'
+                RETURNING ti.array_id, ti.id, ti.task_id
+            ), tasks AS (
+                UPDATE task SET status = 'O', status_date = now()
+                FROM instances AS i
+                WHERE task.id = i.task_id AND task.array_id = i.array_id AND task.status = 'I'
+                RETURNING task.array_id, task.id
+            )
+            SELECT 'task', array_id, array_agg(id) FROM tasks GROUP BY array_id
+            UNION ALL
+            SELECT 'task_instance', array_id, array_agg(id) FROM instances GROUP BY array_id
+            """
         }
     }
 }
