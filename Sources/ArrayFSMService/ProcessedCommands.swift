@@ -53,20 +53,27 @@ enum ProcessedCommands {
     /// Fills in the claimed rows with their answers (one statement for the batch).
     static func record(_ answers: [Answer], on connection: PostgresConnection, logger: Logger) async throws {
         guard !answers.isEmpty else { return }
-        // unnest takes one-dimensional arrays, so each row's parts travel as one bytea joined by
-        // newlines (an encoded JSON event never contains a raw newline) and are split again here.
-        let parts = answers.map { ByteBuffer(bytes: $0.events.joined(separator: [0x0A])) }
+        // unnest takes one-dimensional arrays, so every row's parts travel in one flat array and each
+        // row takes its slice (1-based, inclusive). Joining the parts into one bytea and splitting
+        // it again in SQL cost 34–59 ms per 100 record commands (regexp over a megabyte of text).
+        var parts: [ByteBuffer] = []
+        var first: [Int32] = []
+        var last: [Int32] = []
+        for answer in answers {
+            first.append(Int32(parts.count + 1))
+            parts += answer.events.map { ByteBuffer(bytes: $0) }
+            last.append(Int32(parts.count))
+        }
         try await connection.query(
             """
             UPDATE arrayfsm_processed_command AS p
             SET type = r.type, status = r.status, reply_to = nullif(r.reply_to, ''),
                 result_key = CASE WHEN r.has_key THEN r.result_key END,
-                result_events = (SELECT array_agg(convert_to(part, 'UTF8') ORDER BY n)
-                                 FROM regexp_split_to_table(convert_from(r.events, 'UTF8'), E'\\n') WITH ORDINALITY AS s(part, n))
+                result_events = (\(parts)::bytea[])[r.first:r.last]
             FROM unnest(\(answers.map(\.id))::text[], \(answers.map(\.type))::text[], \(answers.map(\.status))::text[],
-                        \(parts)::bytea[], \(answers.map { $0.replyTo ?? "" })::text[],
+                        \(first)::int[], \(last)::int[], \(answers.map { $0.replyTo ?? "" })::text[],
                         \(answers.map { $0.key != nil })::bool[], \(answers.map { ByteBuffer(bytes: $0.key ?? []) })::bytea[])
-                 AS r(command_id, type, status, events, reply_to, has_key, result_key)
+                 AS r(command_id, type, status, first, last, reply_to, has_key, result_key)
             WHERE p.command_id = r.command_id
             """, logger: logger)
     }

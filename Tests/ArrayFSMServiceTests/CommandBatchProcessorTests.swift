@@ -188,6 +188,35 @@ import Testing
         }
     }
 
+    @Test func repeatsOfSplitResultsReEmitEachCommandsOwnParts() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db, maxEventBytes: 4096 + 21 * 100)
+            // Three commands in one batch: split results, a one-part refusal between, split results.
+            var commands: [[UInt8]] = []
+            for (index, tasks) in [250, 0, 120].enumerated() {
+                if tasks == 0 {
+                    commands.append(CommandMessage.json("record_array_batch_num", id: "refused", payload: [
+                        "array_id": Int64.max, "task_ids": [1], "task_resources_id": 1, "workflow_run_id": 1]))
+                    continue
+                }
+                let fixture = try await ArrayFixture.make(db, tasks: tasks)
+                commands.append(CommandMessage.json("record_array_batch_num", id: "big-\(index)", payload: [
+                    "array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 1]))
+            }
+            _ = try await processor.process(commands.map { message($0) }, logger: logger)
+            let original = try await outbox(db).filter { $0.topic == "arrayfsm.results" }.map(\.value)
+            let repeated = try await processor.process(commands.reversed().map { message($0) }, logger: logger)
+            #expect(repeated.commands.map(\.status) == ["duplicate", "duplicate", "duplicate"])
+            let all = try await outbox(db).filter { $0.topic == "arrayfsm.results" }.map(\.value)
+            let ids = try original.map { try json($0)["command_id"] as! String }
+            #expect(ids.count > 5 && Set(ids) == ["big-0", "refused", "big-2"])
+            // The repeats come in reverse command order, each command's parts in their order.
+            var expected: [[UInt8]] = []
+            for id in ["big-2", "refused", "big-0"] { expected += zip(ids, original).filter { $0.0 == id }.map(\.1) }
+            #expect(Array(all.dropFirst(original.count)) == expected)
+        }
+    }
+
     @Test func groupedLaunchesAndReadsMatchApplyingThemOneByOne() async throws {
         try await TestPostgres.withDatabase { db in
             let processor = CommandBatchProcessor(database: db)
