@@ -111,6 +111,39 @@ import Testing
         }
     }
 
+    @Test func aTaskThatDoesNotMoveAfterTheStatusReadLeavesNoGapInTheSteps() async throws {
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 7)
+            let vetoed = fixture.taskIDs[2]
+            // A trigger that silently skips one task's update: the effect of an outside writer that
+            // changed the task between the operation's status read and its write.
+            try await db.client.query(
+                """
+                CREATE FUNCTION veto_one() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF OLD.id = \(unescaped: String(vetoed)) THEN RETURN NULL; END IF; RETURN NEW; END $$
+                """, logger: logger)
+            try await db.client.query(
+                "CREATE TRIGGER veto_one BEFORE UPDATE ON task FOR EACH ROW EXECUTE FUNCTION veto_one()", logger: logger)
+            let out = try await fixture.queueAll(db, chunkSize: 3)
+
+            let others = fixture.taskIDs.filter { $0 != vetoed }
+            #expect(out.tasksByStatus == ["G": [vetoed], "Q": others])
+            let instances = try await db.taskInstances(arrayID: fixture.arrayID)
+            #expect(instances.map(\.taskID) == others)
+            #expect(instances.map(\.batchNumber) == [1, 1, 1, 2, 2, 2])
+            #expect(instances.map(\.stepID) == [0, 1, 2, 0, 1, 2])
+            #expect(out.batches.map(\.taskInstanceIDs) == [Array(instances.prefix(3).map(\.id)), Array(instances.suffix(3).map(\.id))])
+            #expect(out.transitions.first { $0.entity == .task }?.ids == others)
+            let next = try await db.perform(
+                RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: [vetoed], taskResourcesID: 1, workflowRunID: 1), logger: logger)
+            #expect(next.batches.isEmpty && next.tasksByStatus == ["G": [vetoed]])
+            try await db.client.query("DROP TRIGGER veto_one ON task", logger: logger)
+            let last = try await db.perform(
+                RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: [vetoed], taskResourcesID: 1, workflowRunID: 1), logger: logger)
+            #expect(last.batches.map(\.batchNumber) == [3], "the counter advanced by the batches opened, not by the tasks asked for")
+        }
+    }
+
     @Test func idsOfAnotherArrayOrUnknownRefuseTheWholeCommand() async throws {
         try await TestPostgres.withDatabase { db in
             let mine = try await ArrayFixture.make(db, tasks: 3)

@@ -121,57 +121,42 @@ public struct RecordArrayBatchNum: ArrayOperation {
         }
         guard !plans.isEmpty else { return results }
 
-        // One statement queues the tasks, advances each array's batch counter by its number of
-        // chunks, and inserts the task instances for exactly the tasks the UPDATE moved, numbered
-        // per array in ascending task-id order.
+        // The tasks move first; the instances are numbered here, from the ids that moved, and
+        // inserted by a second statement. Numbering in SQL (a window over the moved rows, then
+        // grouping the inserted rows back by batch) sorted 100 × 1,000 rows twice, on disk.
         let writing = plans.keys.sorted()
-        let arrays = writing.map { operations[$0].arrayID }
-        let rows = try await connection.query(
+        let movable = writing.flatMap { plans[$0]!.movable }
+        let movedRows = try await connection.query(
             """
-            WITH c AS (
-                SELECT * FROM unnest(\(arrays)::bigint[], \(arrays.map { lastBatch[$0]! })::int[],
-                                     \(writing.map { operations[$0].chunkSize })::int[],
-                                     \(writing.map { operations[$0].workflowRunID })::bigint[],
-                                     \(writing.map { operations[$0].taskResourcesID })::bigint[])
-                    AS c(array_id, last_batch, chunk, workflow_run_id, task_resources_id)
-            ), moved AS (
+            WITH moved AS (
                 UPDATE task
                 SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1
-                WHERE id = ANY(\(writing.flatMap { plans[$0]!.movable })) AND status IN ('G', 'A')
-                RETURNING array_id, id
-            ), ranked AS (
-                SELECT array_id, id, (row_number() OVER (PARTITION BY array_id ORDER BY id) - 1)::int AS rank FROM moved
-            ), counter AS (
-                UPDATE "array" AS a
-                SET last_batch_num = c.last_batch + ((n.moved + c.chunk - 1) / c.chunk)::int
-                FROM c JOIN (SELECT array_id, count(*) AS moved FROM moved GROUP BY array_id) AS n USING (array_id)
-                WHERE a.id = c.array_id
-            ), inserted AS (
-                INSERT INTO task_instance
-                    (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status, status_date)
-                SELECT c.workflow_run_id, c.array_id, r.id, c.task_resources_id,
-                       c.last_batch + r.rank / c.chunk + 1, r.rank % c.chunk, 'Q', now()
-                FROM ranked AS r JOIN c USING (array_id)
-                RETURNING array_id, array_batch_num, array_step_id, id, task_id
+                WHERE id = ANY(\(movable)) AND status IN ('G', 'A')
+                RETURNING id
             )
-            SELECT array_id, array_batch_num, array_agg(array_step_id), array_agg(id), array_agg(task_id)
-            FROM inserted GROUP BY array_id, array_batch_num
+            SELECT (SELECT count(*) FROM moved),
+                   CASE WHEN (SELECT count(*) FROM moved) < \(Int64(movable.count)) THEN (SELECT array_agg(id) FROM moved) END
             """, logger: logger)
-        // Every moved task got an instance, so the instances' tasks are the tasks moved. Unordered
-        // aggregates, put in step order here: ORDER BY inside array_agg sorted every row in the
-        // database (on disk, for 100 × 1,000 ids) instead of hashing the groups.
-        var batches: [Int64: [Batch]] = [:]
-        var moved: [Int64: [Int64]] = [:]
-        for try await (arrayID, number, steps, instances, tasks) in rows.decode((Int64, Int32, [Int32], [Int64], [Int64]).self) {
-            let bySteps = zip(steps, instances).sorted { $0.0 < $1.0 }.map(\.1)
-            batches[arrayID, default: []].append(Batch(batchNumber: number, taskInstanceIDs: bySteps))
-            moved[arrayID, default: []] += tasks
+        // Every movable task moves unless an outside writer changed one since the status read;
+        // only then do the moved ids travel back.
+        var moved: [Int: [Int64]] = [:]
+        for try await (count, ids) in movedRows.decode((Int64, [Int64]?).self) {
+            if count == movable.count {
+                for index in writing { moved[index] = plans[index]!.movable }
+            } else {
+                let movedSet = Set(ids ?? [])
+                for index in writing { moved[index] = plans[index]!.movable.filter(movedSet.contains) }
+            }
         }
+        let numbering = InstanceNumbering(commands: writing.compactMap { index in
+            guard let tasks = moved[index], !tasks.isEmpty else { return nil }
+            return .init(operation: operations[index], lastBatch: lastBatch[operations[index].arrayID]!, moved: tasks)
+        })
+        let batches = try await numbering.insert(on: connection, logger: logger)
         for index in writing {
             let operation = operations[index]
             results[index] = .success(
-                operation.output(statusByID: plans[index]!.statusByID, moved: (moved[operation.arrayID] ?? []).sorted(),
-                                 batches: (batches[operation.arrayID] ?? []).sorted { $0.batchNumber < $1.batchNumber }))
+                operation.output(statusByID: plans[index]!.statusByID, moved: moved[index] ?? [], batches: batches[operation.arrayID] ?? []))
         }
         return results
     }
@@ -197,5 +182,76 @@ public struct RecordArrayBatchNum: ArrayOperation {
                 .taskInstances(nil, .queued, arrayID: arrayID, batchNumber: batch.batchNumber, ids: batch.taskInstanceIDs.sorted()))
         }
         return Output(batches: batches, tasksByStatus: after.mapValues { $0.sorted() }, transitions: transitions.nonEmpty())
+    }
+}
+
+/// The task instances a queueing creates, numbered as Jobmon numbers them: per array, the moved
+/// tasks in ascending id order, in chunks of the command's chunk size, each chunk the array's next
+/// batch number, step ids 0..<n within a chunk.
+struct InstanceNumbering {
+    struct Queued {
+        var operation: RecordArrayBatchNum
+        /// The array's last batch number before this command.
+        var lastBatch: Int32
+        /// The tasks the command moved to Q, ascending.
+        var moved: [Int64]
+
+        var newLastBatch: Int32 { lastBatch + Int32((moved.count + Int(operation.chunkSize) - 1) / Int(operation.chunkSize)) }
+    }
+
+    var commands: [Queued]
+
+    /// Inserts the instances and advances each array's batch counter (one statement); returns each
+    /// array's batches, ascending, instances in step order.
+    func insert(on connection: PostgresConnection, logger: Logger) async throws -> [Int64: [RecordArrayBatchNum.Batch]] {
+        guard !commands.isEmpty else { return [:] }
+        var rowArrays: [Int64] = []
+        var rowTasks: [Int64] = []
+        var rowBatches: [Int32] = []
+        var rowSteps: [Int32] = []
+        for command in commands {
+            let chunk = Int(command.operation.chunkSize)
+            for (rank, task) in command.moved.enumerated() {
+                rowArrays.append(command.operation.arrayID)
+                rowTasks.append(task)
+                rowBatches.append(command.lastBatch + Int32(rank / chunk) + 1)
+                rowSteps.append(Int32(rank % chunk))
+            }
+        }
+        let rows = try await connection.query(
+            """
+            WITH c AS (
+                SELECT * FROM unnest(\(commands.map(\.operation.arrayID))::bigint[], \(commands.map(\.newLastBatch))::int[],
+                                     \(commands.map(\.operation.workflowRunID))::bigint[],
+                                     \(commands.map(\.operation.taskResourcesID))::bigint[])
+                    AS c(array_id, last_batch, workflow_run_id, task_resources_id)
+            ), counter AS (
+                UPDATE "array" AS a SET last_batch_num = c.last_batch FROM c WHERE a.id = c.array_id
+            ), inserted AS (
+                INSERT INTO task_instance
+                    (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status, status_date)
+                SELECT c.workflow_run_id, r.array_id, r.task_id, c.task_resources_id, r.batch, r.step, 'Q', now()
+                FROM unnest(\(rowArrays)::bigint[], \(rowTasks)::bigint[], \(rowBatches)::int[], \(rowSteps)::int[])
+                         AS r(array_id, task_id, batch, step)
+                     JOIN c USING (array_id)
+                RETURNING id, task_id
+            )
+            SELECT array_agg(id), array_agg(task_id) FROM inserted
+            """, logger: logger)
+        var instanceOf: [Int64: Int64] = [:]
+        instanceOf.reserveCapacity(rowTasks.count)
+        for try await (ids, tasks) in rows.decode(([Int64], [Int64]).self) {
+            for (id, task) in zip(ids, tasks) { instanceOf[task] = id }
+        }
+        var batches: [Int64: [RecordArrayBatchNum.Batch]] = [:]
+        for command in commands {
+            let chunk = Int(command.operation.chunkSize)
+            batches[command.operation.arrayID] = stride(from: 0, to: command.moved.count, by: chunk).map { start in
+                RecordArrayBatchNum.Batch(
+                    batchNumber: command.lastBatch + Int32(start / chunk) + 1,
+                    taskInstanceIDs: command.moved[start..<min(start + chunk, command.moved.count)].map { instanceOf[$0]! })
+            }
+        }
+        return batches
     }
 }
