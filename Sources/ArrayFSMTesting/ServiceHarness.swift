@@ -85,7 +85,8 @@ public final class ServiceHarness: Sendable {
             "ARRAYFSM_DLQ_TOPIC": topics.deadLetters,
             "ARRAYFSM_METRICS_PORT": ProcessInfo.processInfo.environment["ARRAYFSM_METRICS_PORT"] ?? "0",
             "ARRAYFSM_MAX_BATCH": String(maxBatch),
-            "ARRAYFSM_LOG_LEVEL": "warning",
+            // The child's log is a file (ChildProcess); ARRAYFSM_SERVE_LOG_LEVEL=debug shows each batch there.
+            "ARRAYFSM_LOG_LEVEL": ProcessInfo.processInfo.environment["ARRAYFSM_SERVE_LOG_LEVEL"] ?? "warning",
             "ARRAYFSM_KAFKA_LINGER_MS": "1",
         ]
         for (name, value) in Self.fastGroupProperties {
