@@ -371,7 +371,8 @@ public struct ServeBenchmark: Sendable {
             let owners = arrays.flatMap { array in array.taskIDs.map { _ in array.arrayID } }
             let steps = arrays.flatMap { array in array.taskIDs.indices.map { Int32($0) } }
             return [
-                "UPDATE task SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1 WHERE id = ANY(\(tasks)) AND status IN ('G', 'A')",
+                // Bound behind a subquery, as the service binds them: planning 100k constants costs 40–60 ms.
+                "UPDATE task SET status = 'Q', status_date = now(), num_attempts = num_attempts + 1 WHERE id = ANY((SELECT \(tasks))::bigint[]) AND status IN ('G', 'A')",
                 "UPDATE \"array\" SET last_batch_num = last_batch_num + 1 WHERE id = ANY(\(ids))",
                 """
                 INSERT INTO task_instance (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status)
