@@ -48,6 +48,39 @@ import Testing
         }
     }
 
+    @Test func groupedWithoutTemplatesKeepsExistingPathsAndSkipsStrangers() async throws {
+        try await TestPostgres.withDatabase { db in
+            var operations: [LogArrayDistributorID] = []
+            var fixtures: [(ArrayFixture, [Int64])] = []
+            for n in 0..<3 {
+                let fixture = try await ArrayFixture.make(db, tasks: 2)
+                let tis = try await fixture.queueAll(db).batches[0].taskInstanceIDs
+                _ = try await db.perform(
+                    LogArrayDistributorID(arrayID: fixture.arrayID, distributorIDs: [tis[0]: "old"], stdout: "/o\(n)", stderr: "/e\(n)"),
+                    logger: logger)
+                fixtures.append((fixture, tis))
+            }
+            for (n, (fixture, tis)) in fixtures.enumerated() {
+                // Each command also names an instance of the next array: skipped, not written.
+                let stranger = fixtures[(n + 1) % fixtures.count].1[1]
+                operations.append(LogArrayDistributorID(arrayID: fixture.arrayID,
+                                                        distributorIDs: [tis[0]: "5\(n)_0", tis[1]: "5\(n)_1", stranger: "nope"]))
+            }
+            let results = try await db.transaction(logger: logger) { connection in
+                try await LogArrayDistributorID.applyGrouped(operations, on: connection, logger: logger)
+            }
+            for (n, (fixture, tis)) in fixtures.enumerated() {
+                let out = try results[n].get()
+                #expect(out.taskInstanceIDs == tis.sorted())
+                #expect(out.skippedIDs == [fixtures[(n + 1) % fixtures.count].1[1]])
+                let rows = try await db.taskInstances(arrayID: fixture.arrayID)
+                #expect(rows.map(\.distributorID) == ["5\(n)_0", "5\(n)_1"])
+                #expect(rows[0].stdout == "/o\(n)" && rows[0].stderr == "/e\(n)")
+                #expect(rows[1].stdout == nil && rows[1].stderr == nil)
+            }
+        }
+    }
+
     @Test func byStepNamesInstancesByBatchAndStep() async throws {
         try await TestPostgres.withDatabase { db in
             let fixture = try await ArrayFixture.make(db, tasks: 5)

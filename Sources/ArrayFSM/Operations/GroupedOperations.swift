@@ -204,34 +204,51 @@ extension LogArrayDistributorID {
         // everything; only commands that updated fewer rows than they named look for the rest.
         var updated: [Int: Int] = [:]
         if !instanceIDs.isEmpty {
+            let arrays = operations.map(\.arrayID)
+            // Only a run with templates (an arrayfsm extension; Jobmon's distributors send none)
+            // reads the instances' old stdout and stderr: carrying them and the templates through
+            // the join made the rows it hashes wide enough to spill to disk (100 × 1,000 instances).
+            // In both, the ANY repeats the commands' arrays for the planner: without it, it joined
+            // them with a scan of the whole table (100 × 1,000 ids among 400k rows: 0.35 s; with it 0.27 s).
+            let templated = operations.contains { $0.stdout != nil || $0.stderr != nil }
             let rows = try await connection.query(
-                """
-                WITH c AS (
-                    SELECT (n - 1)::int AS idx, array_id, has_stdout, stdout_t, has_stderr, stderr_t
-                    FROM unnest(\(operations.map(\.arrayID))::bigint[],
-                                \(operations.map { $0.stdout != nil })::bool[], \(operations.map { $0.stdout ?? "" })::text[],
-                                \(operations.map { $0.stderr != nil })::bool[], \(operations.map { $0.stderr ?? "" })::text[])
-                         WITH ORDINALITY AS c(array_id, has_stdout, stdout_t, has_stderr, stderr_t, n)
-                ), d AS (
-                    SELECT * FROM unnest(\(commandIndexes)::int[], \(instanceIDs)::bigint[], \(distributorIDs)::text[])
-                        AS d(idx, id, distributor_id)
-                ), updated AS (
-                    UPDATE task_instance AS ti
-                    SET distributor_id = d.distributor_id,
-                        stdout = CASE WHEN c.has_stdout THEN replace(replace(c.stdout_t, '{distributor_id}', d.distributor_id),
-                                                                     '{task_instance_id}', ti.id::text)
-                                      ELSE ti.stdout END,
-                        stderr = CASE WHEN c.has_stderr THEN replace(replace(c.stderr_t, '{distributor_id}', d.distributor_id),
-                                                                     '{task_instance_id}', ti.id::text)
-                                      ELSE ti.stderr END
-                    FROM d JOIN c ON c.idx = d.idx
-                    -- The ANY repeats c's arrays for the planner: without it, it joined c with a scan
-                    -- of the whole table (100 × 1,000 ids among 400k rows: 0.35 s; with it 0.27 s).
-                    WHERE ti.id = d.id AND ti.array_id = c.array_id AND ti.array_id = ANY(\(operations.map(\.arrayID)))
-                    RETURNING d.idx
-                )
-                SELECT idx, count(*) FROM updated GROUP BY idx
-                """, logger: logger)
+                !templated
+                    ? """
+                    WITH updated AS (
+                        UPDATE task_instance AS ti SET distributor_id = d.distributor_id
+                        FROM unnest(\(commandIndexes)::int[], \(instanceIDs)::bigint[], \(distributorIDs)::text[]) AS d(idx, id, distributor_id)
+                             JOIN unnest(\(arrays)::bigint[]) WITH ORDINALITY AS c(array_id, n) ON c.n = d.idx + 1
+                        WHERE ti.id = d.id AND ti.array_id = c.array_id AND ti.array_id = ANY(\(arrays))
+                        RETURNING d.idx
+                    )
+                    SELECT idx, count(*) FROM updated GROUP BY idx
+                    """
+                    : """
+                    WITH c AS (
+                        SELECT (n - 1)::int AS idx, array_id, has_stdout, stdout_t, has_stderr, stderr_t
+                        FROM unnest(\(arrays)::bigint[],
+                                    \(operations.map { $0.stdout != nil })::bool[], \(operations.map { $0.stdout ?? "" })::text[],
+                                    \(operations.map { $0.stderr != nil })::bool[], \(operations.map { $0.stderr ?? "" })::text[])
+                             WITH ORDINALITY AS c(array_id, has_stdout, stdout_t, has_stderr, stderr_t, n)
+                    ), d AS (
+                        SELECT * FROM unnest(\(commandIndexes)::int[], \(instanceIDs)::bigint[], \(distributorIDs)::text[])
+                            AS d(idx, id, distributor_id)
+                    ), updated AS (
+                        UPDATE task_instance AS ti
+                        SET distributor_id = d.distributor_id,
+                            stdout = CASE WHEN c.has_stdout THEN replace(replace(c.stdout_t, '{distributor_id}', d.distributor_id),
+                                                                         '{task_instance_id}', d.id::text)
+                                          ELSE ti.stdout END,
+                            stderr = CASE WHEN c.has_stderr THEN replace(replace(c.stderr_t, '{distributor_id}', d.distributor_id),
+                                                                         '{task_instance_id}', d.id::text)
+                                          ELSE ti.stderr END
+                        FROM d JOIN c ON c.idx = d.idx
+                        WHERE ti.id = d.id AND ti.array_id = c.array_id AND ti.array_id = ANY(\(arrays))
+                        RETURNING d.idx
+                    )
+                    SELECT idx, count(*) FROM updated GROUP BY idx
+                    """,
+                logger: logger)
             for try await (index, count) in rows.decode((Int32, Int64).self) { updated[Int(index)] = Int(count) }
         }
 
