@@ -59,7 +59,7 @@ public struct RecordArrayBatchNum: ArrayOperation {
     }
 
     /// Queues the tasks of many commands on distinct arrays with one statement per step (lock,
-    /// status read, write) instead of three per command; results in input order, each exactly what
+    /// status read, task move, instance insert) instead of four per command; results in input order, each exactly what
     /// applying its command alone would give. One command's refusal does not affect the others:
     /// refusals are decided before the write. The arrays must be distinct: two commands on one
     /// array would both number their batches from the same counter.
