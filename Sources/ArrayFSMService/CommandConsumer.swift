@@ -74,7 +74,7 @@ public final class CommandConsumer: Sendable {
                 storeOffsets(polled)
                 relay?.notify()
                 logger.debug("applied a batch", metadata: [
-                    "commands": "\(incoming.count)", "ms": "\(Int((ContinuousClock.now - started).milliseconds))",
+                    "commands": "\(incoming.count)", "ms": "\(Int(lastTransaction.milliseconds))",
                 ])
                 observer?.batchApplied(outcome, messages: incoming, duration: ContinuousClock.now - started)
             } catch {
@@ -97,21 +97,23 @@ public final class CommandConsumer: Sendable {
     /// matters for short ones: the batch promises a long one when its messages are large (many
     /// ids each) or the last transaction was long (the work is heavy, or the database slow).
     func gather(afterTransactionOf lastTransaction: Duration) async throws -> [KafkaMessage] {
-        let first = try await consumer.poll(maxMessages: maxBatch, timeout: maxWait)
-        for event in first.rebalanceEvents { logger.info("rebalance", metadata: ["event": "\(event)"]) }
-        var messages = first.messages
-        // A rebalance event ends the poll, and the partitions go at the next one: apply what is held first.
-        guard !messages.isEmpty, first.rebalanceEvents.isEmpty else { return messages }
+        var messages: [KafkaMessage] = []
+        var bytes = 0
+        /// Takes a poll's messages; false when the batch must go now: nothing came, or a rebalance
+        /// event ended the poll (the partitions go at the next one, so what is held is applied first).
+        func take(_ polled: KafkaPollResult) -> Bool {
+            for event in polled.rebalanceEvents { logger.info("rebalance", metadata: ["event": "\(event)"]) }
+            messages += polled.messages
+            bytes += polled.messages.reduce(0) { $0 + ($1.value?.count ?? 0) }
+            return !polled.messages.isEmpty && polled.rebalanceEvents.isEmpty
+        }
+        guard take(try await consumer.poll(maxMessages: maxBatch, timeout: maxWait)) else { return messages }
         let deadline = ContinuousClock.now + maxWait
-        var bytes = messages.reduce(0) { $0 + ($1.value?.count ?? 0) }
         while messages.count < maxBatch, bytes >= burstBytes || lastTransaction >= burstTransaction {
             let left = ContinuousClock.now.duration(to: deadline)
-            guard left > .zero else { break }
-            let more = try await consumer.poll(maxMessages: maxBatch - messages.count, timeout: min(burstGap, left))
-            for event in more.rebalanceEvents { logger.info("rebalance", metadata: ["event": "\(event)"]) }
-            messages += more.messages
-            bytes += more.messages.reduce(0) { $0 + ($1.value?.count ?? 0) }
-            guard !more.messages.isEmpty, more.rebalanceEvents.isEmpty else { break }
+            guard left > .zero,
+                take(try await consumer.poll(maxMessages: maxBatch - messages.count, timeout: min(burstGap, left)))
+            else { break }
         }
         return messages
     }

@@ -200,7 +200,11 @@ struct InstanceNumbering {
         /// The tasks the command moved to Q, ascending.
         var moved: [Int64]
 
-        var newLastBatch: Int32 { lastBatch + Int32((moved.count + Int(operation.chunkSize) - 1) / Int(operation.chunkSize)) }
+        /// The batch of the task at `rank` among the moved ones.
+        func batchNumber(ofRank rank: Int) -> Int32 { lastBatch + Int32(rank / Int(operation.chunkSize)) + 1 }
+
+        /// The array's last batch number after this command (it moved at least one task).
+        var newLastBatch: Int32 { batchNumber(ofRank: moved.count - 1) }
     }
 
     var commands: [Queued]
@@ -218,7 +222,7 @@ struct InstanceNumbering {
             for (rank, task) in command.moved.enumerated() {
                 rowArrays.append(command.operation.arrayID)
                 rowTasks.append(task)
-                rowBatches.append(command.lastBatch + Int32(rank / chunk) + 1)
+                rowBatches.append(command.batchNumber(ofRank: rank))
                 rowSteps.append(Int32(rank % chunk))
             }
         }
@@ -252,7 +256,7 @@ struct InstanceNumbering {
             let chunk = Int(command.operation.chunkSize)
             batches[command.operation.arrayID] = stride(from: 0, to: command.moved.count, by: chunk).map { start in
                 RecordArrayBatchNum.Batch(
-                    batchNumber: command.lastBatch + Int32(start / chunk) + 1,
+                    batchNumber: command.batchNumber(ofRank: start),
                     taskInstanceIDs: command.moved[start..<min(start + chunk, command.moved.count)].map { instanceOf[$0]! })
             }
         }
