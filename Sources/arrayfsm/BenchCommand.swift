@@ -48,7 +48,8 @@ struct BenchCommand: AsyncParsableCommand {
         let logger = Environment.logger("arrayfsm.bench", level: "warning")
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
-        let report = try await url.withClient(maxConnections: 6, logger: logger) { client in
+        // In-process serve and the direct SQL get the session settings serve gives its connections.
+        let report = try await url.withClient(maxConnections: 6, parameters: DatabaseURL.batchParameters(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
             let database = ArrayDatabase(client: client)
             let harness: ServiceHarness

@@ -36,7 +36,8 @@ struct BenchServeCommand: AsyncParsableCommand {
         defer { cluster?.stop() }
         let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, rounds: rounds, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
         let maxBatch = self.maxBatch
-        let report = try await url.withClient(maxConnections: 6, logger: logger) { client in
+        // The direct SQL runs with the session settings serve gives its own connections.
+        let report = try await url.withClient(maxConnections: 6, parameters: DatabaseURL.batchParameters(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
             let harness = try ServiceHarness(database: ArrayDatabase(client: client), partitions: 16, logger: logger)
             var child: ChildProcess?

@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Dead-letter topic (env ARRAYFSM_DLQ_TOPIC)") var dlqTopic: String?
     @Option(help: "Largest command accepted in bytes (env ARRAYFSM_MAX_MESSAGE_BYTES; default 1048576)") var maxMessageBytes: Int?
     @Option(help: "Database connections (env ARRAYFSM_DATABASE_CONNECTIONS; default 4)") var databaseConnections: Int?
+    @Option(help: "work_mem of serve's database sessions (env ARRAYFSM_DATABASE_WORK_MEM; default \(DatabaseURL.batchWorkMem))")
+    var databaseWorkMem: String?
     @Option(help: "Exit (status 75) when one batch, or one outbox step, takes longer; 0 never (env ARRAYFSM_BATCH_TIMEOUT_SECONDS; default 120)")
     var batchTimeoutSeconds: Int?
     @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
@@ -65,7 +67,11 @@ struct ServeCommand: AsyncParsableCommand {
         await createTopics(topics, bootstrap: bootstrap, properties: properties, logger: logger)
 
         let client = PostgresClient(
-            configuration: try url.configuration(maxConnections: try Environment.int(databaseConnections, "ARRAYFSM_DATABASE_CONNECTIONS") ?? 4),
+            configuration: try url.configuration(
+                maxConnections: try Environment.int(databaseConnections, "ARRAYFSM_DATABASE_CONNECTIONS") ?? 4,
+                parameters: DatabaseURL.batchParameters(
+                    workMem: Environment.value(databaseWorkMem, "ARRAYFSM_DATABASE_WORK_MEM") ?? DatabaseURL.batchWorkMem)
+                    + [("application_name", "arrayfsm serve")]),
             backgroundLogger: logger)
         let database = ArrayDatabase(client: client)
         let processor = CommandBatchProcessor(

@@ -46,6 +46,8 @@ import Testing
             while try await count(db, "SELECT count(*) FROM arrayfsm_processed_command") < 300 && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
+            // serve's sessions carry its startup parameters (work_mem, application_name).
+            #expect(try await count(db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'arrayfsm serve' AND datname = current_database()") >= 1)
             serve.signal(SIGTERM)
             let code = await serve.wait(timeout: .seconds(60))
             #expect(code == 0, "serve output:\n\(serve.output)")

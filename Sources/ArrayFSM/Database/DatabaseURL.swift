@@ -68,8 +68,21 @@ public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible {
     /// The URL without its password, for logs.
     public var description: String { Self.redacted(string) }
 
-    /// A client configuration for this URL.
-    public func configuration(maxConnections: Int = 8) throws -> PostgresClient.Configuration {
+    /// The `work_mem` of connections that apply command batches (``batchParameters(workMem:)``).
+    public static let batchWorkMem = "64MB"
+
+    /// Session parameters for connections that apply command batches. Their statements hash,
+    /// sort and aggregate whole batches (100 commands × 1,000 ids: a status read's grouping, an
+    /// update's join with its bound ids, the rows it returns); at PostgreSQL's default `work_mem`
+    /// of 4MB each of those spilled to temporary files. Memory is taken only by the statements
+    /// that need it, per connection.
+    public static func batchParameters(workMem: String = batchWorkMem) -> [(String, String)] {
+        [("work_mem", workMem)]
+    }
+
+    /// A client configuration for this URL; `parameters` are set on every connection at startup
+    /// (`work_mem`, `application_name`, … — any setting a session may change).
+    public func configuration(maxConnections: Int = 8, parameters: [(String, String)] = []) throws -> PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         if host.hasPrefix("/") {
             let socket = host.hasSuffix(".s.PGSQL.\(port)") ? host : "\(host)/.s.PGSQL.\(port)"
@@ -85,6 +98,7 @@ public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible {
         }
         configuration.options.maximumConnections = maxConnections
         configuration.options.minimumConnections = 0
+        configuration.options.additionalStartupParameters = parameters
         return configuration
     }
 
