@@ -200,9 +200,11 @@ extension LogArrayDistributorID {
                 distributorIDs.append(distributorID)
             }
         }
-        // Counted, not listed: a command's ids are usually all its array's, and then the count says
-        // everything; only commands that updated fewer rows than they named look for the rest.
-        var updated: [Int: Int] = [:]
+        // Counted, not listed: a command's ids are usually all its array's, and then the statement's
+        // row count says everything (each row matches only its own command's array, so the count
+        // falls short of the ids named exactly when some command names a stranger); only then are
+        // the missing ids looked for.
+        var updated = 0
         if !instanceIDs.isEmpty {
             let arrays = operations.map(\.arrayID)
             // Only a run with templates (an arrayfsm extension; Jobmon's distributors send none)
@@ -211,17 +213,13 @@ extension LogArrayDistributorID {
             // In both, the ANY repeats the commands' arrays for the planner: without it, it joined
             // them with a scan of the whole table (100 × 1,000 ids among 400k rows: 0.35 s; with it 0.27 s).
             let templated = operations.contains { $0.stdout != nil || $0.stderr != nil }
-            let rows = try await connection.query(
+            updated = try await connection.affectedRows(
                 !templated
                     ? """
-                    WITH updated AS (
-                        UPDATE task_instance AS ti SET distributor_id = d.distributor_id
-                        FROM unnest(\(commandIndexes)::int[], \(instanceIDs)::bigint[], \(distributorIDs)::text[]) AS d(idx, id, distributor_id)
-                             JOIN unnest(\(arrays)::bigint[]) WITH ORDINALITY AS c(array_id, n) ON c.n = d.idx + 1
-                        WHERE ti.id = d.id AND ti.array_id = c.array_id AND ti.array_id = ANY(\(arrays))
-                        RETURNING d.idx
-                    )
-                    SELECT idx, count(*) FROM updated GROUP BY idx
+                    UPDATE task_instance AS ti SET distributor_id = d.distributor_id
+                    FROM unnest(\(commandIndexes)::int[], \(instanceIDs)::bigint[], \(distributorIDs)::text[]) AS d(idx, id, distributor_id)
+                         JOIN unnest(\(arrays)::bigint[]) WITH ORDINALITY AS c(array_id, n) ON c.n = d.idx + 1
+                    WHERE ti.id = d.id AND ti.array_id = c.array_id AND ti.array_id = ANY(\(arrays))
                     """
                     : """
                     WITH c AS (
@@ -233,37 +231,33 @@ extension LogArrayDistributorID {
                     ), d AS (
                         SELECT * FROM unnest(\(commandIndexes)::int[], \(instanceIDs)::bigint[], \(distributorIDs)::text[])
                             AS d(idx, id, distributor_id)
-                    ), updated AS (
-                        UPDATE task_instance AS ti
-                        SET distributor_id = d.distributor_id,
-                            stdout = CASE WHEN c.has_stdout THEN replace(replace(c.stdout_t, '{distributor_id}', d.distributor_id),
-                                                                         '{task_instance_id}', d.id::text)
-                                          ELSE ti.stdout END,
-                            stderr = CASE WHEN c.has_stderr THEN replace(replace(c.stderr_t, '{distributor_id}', d.distributor_id),
-                                                                         '{task_instance_id}', d.id::text)
-                                          ELSE ti.stderr END
-                        FROM d JOIN c ON c.idx = d.idx
-                        WHERE ti.id = d.id AND ti.array_id = c.array_id AND ti.array_id = ANY(\(arrays))
-                        RETURNING d.idx
                     )
-                    SELECT idx, count(*) FROM updated GROUP BY idx
+                    UPDATE task_instance AS ti
+                    SET distributor_id = d.distributor_id,
+                        stdout = CASE WHEN c.has_stdout THEN replace(replace(c.stdout_t, '{distributor_id}', d.distributor_id),
+                                                                     '{task_instance_id}', d.id::text)
+                                      ELSE ti.stdout END,
+                        stderr = CASE WHEN c.has_stderr THEN replace(replace(c.stderr_t, '{distributor_id}', d.distributor_id),
+                                                                     '{task_instance_id}', d.id::text)
+                                      ELSE ti.stderr END
+                    FROM d JOIN c ON c.idx = d.idx
+                    WHERE ti.id = d.id AND ti.array_id = c.array_id AND ti.array_id = ANY(\(arrays))
                     """,
                 logger: logger)
-            for try await (index, count) in rows.decode((Int32, Int64).self) { updated[Int(index)] = Int(count) }
         }
 
         // The ids not updated: not task instances of the command's array, checked right after the
         // update in the same transaction. Task instances are never deleted nor moved to another
         // array, and their ids are generated, so these are the ids the update skipped.
         var skipped: [Int: [Int64]] = [:]
-        let short = operations.indices.filter { present[operations[$0].arrayID] != nil && updated[$0, default: 0] < requested[$0].count }
-        if !short.isEmpty {
+        if updated < instanceIDs.count {
+            let named = operations.indices.filter { present[operations[$0].arrayID] != nil }
             let rows = try await connection.query(
                 """
                 SELECT d.idx, array_agg(d.id)
-                FROM unnest(\(short.flatMap { index in requested[index].map { _ in Int32(index) } })::int[],
-                            \(short.flatMap { index in requested[index].map { _ in operations[index].arrayID } })::bigint[],
-                            \(short.flatMap { requested[$0] })::bigint[]) AS d(idx, array_id, id)
+                FROM unnest(\(named.flatMap { index in requested[index].map { _ in Int32(index) } })::int[],
+                            \(named.flatMap { index in requested[index].map { _ in operations[index].arrayID } })::bigint[],
+                            \(named.flatMap { requested[$0] })::bigint[]) AS d(idx, array_id, id)
                 WHERE NOT EXISTS (SELECT FROM task_instance AS ti WHERE ti.id = d.id AND ti.array_id = d.array_id)
                 GROUP BY d.idx
                 """, logger: logger)
