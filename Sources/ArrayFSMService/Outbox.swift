@@ -1,3 +1,4 @@
+import ArrayFSM
 import Logging
 import NIOCore
 import PostgresNIO
@@ -53,10 +54,19 @@ public enum Outbox {
         return result
     }
 
-    /// Deletes published rows.
+    /// Deletes published rows, in a transaction that does not wait for its WAL to reach the disk
+    /// (`SET LOCAL synchronous_commit = off`: this transaction only, never the session).
+    ///
+    /// Losing the delete to a server crash loses nothing: its rows come back and are published
+    /// again with the same event ids — at least once, as the contract promises. Waiting for the
+    /// flush queued every relay round behind the disk and behind the command transactions'
+    /// commits, which must wait for it.
     public static func delete(_ ids: [Int64], on connection: PostgresConnection, logger: Logger) async throws {
         guard !ids.isEmpty else { return }
-        try await connection.query("DELETE FROM arrayfsm_outbox WHERE id = ANY(\(ids))", logger: logger)
+        try await ArrayDatabase.transaction(on: connection, logger: logger) { connection in
+            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
+            try await connection.query("DELETE FROM arrayfsm_outbox WHERE id = ANY(\(ids))", logger: logger)
+        }
     }
 
     /// Rows waiting to be published.

@@ -467,4 +467,26 @@ import Testing
             #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["I": 3], "grouped path too")
         }
     }
+
+    @Test func deletingPublishedRowsLeavesTheSessionDurable() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            _ = try await processor.process((0..<3).map { n in
+                message(CommandMessage.json("get_array_max_concurrently_running", id: "del-\(n)", payload: ["array_id": 424_242]))
+            }, logger: logger)
+            try await db.client.withConnection { connection in
+                // (The test server itself runs without synchronous commit.)
+                try await connection.query("SET synchronous_commit = on", logger: logger)
+                let rows = try await Outbox.oldest(100, on: connection, logger: logger)
+                #expect(rows.count == 3)
+                try await Outbox.delete(rows.dropLast().map(\.id), on: connection, logger: logger)
+                #expect(try await Outbox.oldest(100, on: connection, logger: logger).map(\.id) == [rows.last!.id])
+                // The delete's own transaction skipped the flush; the session still waits for it.
+                for try await setting in try await connection.query("SHOW synchronous_commit", logger: logger).decode(String.self) {
+                    #expect(setting == "on")
+                }
+                try await connection.query("RESET synchronous_commit", logger: logger)
+            }
+        }
+    }
 }
