@@ -38,7 +38,11 @@ public struct CommandDecoder: Sendable {
         }
         let wire: WireCommand
         do {
-            wire = try JSONDecoder().decode(WireCommand.self, from: data)
+            let decoder = JSONDecoder()
+            if let map = Self.distributorIDs(data) {
+                decoder.userInfo[DistributorIDPayload.readAhead] = map
+            }
+            wire = try decoder.decode(WireCommand.self, from: data)
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
             throw Undecodable(code: "not_an_object", message: "the message is JSON but not an object")
         } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
@@ -72,6 +76,15 @@ public struct CommandDecoder: Sendable {
 }
 
 extension CommandDecoder {
+    /// The distributor-id map of a message that names the command type, read ahead of `Codable`
+    /// (see ``DistributorIDMapReader``); nil for every other message.
+    static func distributorIDs(_ data: Data) -> [Int64: String]? {
+        guard data.count > 4096 else { return nil }  // small maps cost JSONDecoder little
+        let bytes = [UInt8](data)
+        guard bytes.firstRange(of: Array(#""log_array_distributor_id""#.utf8)) != nil else { return nil }
+        return DistributorIDMapReader.read(bytes)
+    }
+
     static func isStorableName(_ text: String, maxBytes: Int) -> Bool {
         !text.isEmpty && text.utf8.count <= maxBytes && !text.utf8.contains(0)
     }
@@ -179,6 +192,9 @@ struct WireCommand: Decodable {
                 return .logArrayDistributorID(LogArrayDistributorID(
                     arrayID: p.array_id, batchNumber: batch, distributorIDsByStep: steps, stdout: p.stdout, stderr: p.stderr))
             }
+            if let map = p.readAheadIDs {
+                return .logArrayDistributorID(LogArrayDistributorID(arrayID: p.array_id, distributorIDs: map, stdout: p.stdout, stderr: p.stderr))
+            }
             guard let ids = p.distributor_ids else { throw OperationError.invalid("distributor_ids is required") }
             var map: [Int64: String] = [:]
             map.reserveCapacity(ids.count)
@@ -264,10 +280,33 @@ struct BatchPayload: Decodable {
 struct DistributorIDPayload: Decodable {
     var array_id: Int64
     var distributor_ids: [String: String]?
+    /// `distributor_ids` as ``DistributorIDMapReader`` read it, when it could; then
+    /// `distributor_ids` is not decoded again.
+    var readAheadIDs: [Int64: String]?
     var batch_number: Int32?
     var distributor_ids_by_step: [String: String]?
     var stdout: String?
     var stderr: String?
+
+    static let readAhead = CodingUserInfoKey(rawValue: "arrayfsm.distributorIDs")!
+
+    enum CodingKeys: String, CodingKey {
+        case array_id, distributor_ids, batch_number, distributor_ids_by_step, stdout, stderr
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        array_id = try c.decode(Int64.self, forKey: .array_id)
+        if let map = decoder.userInfo[Self.readAhead] as? [Int64: String], c.contains(.distributor_ids) {
+            readAheadIDs = map
+        } else {
+            distributor_ids = try c.decodeIfPresent([String: String].self, forKey: .distributor_ids)
+        }
+        batch_number = try c.decodeIfPresent(Int32.self, forKey: .batch_number)
+        distributor_ids_by_step = try c.decodeIfPresent([String: String].self, forKey: .distributor_ids_by_step)
+        stdout = try c.decodeIfPresent(String.self, forKey: .stdout)
+        stderr = try c.decodeIfPresent(String.self, forKey: .stderr)
+    }
 }
 
 struct MaxConcurrencyPayload: Decodable {
