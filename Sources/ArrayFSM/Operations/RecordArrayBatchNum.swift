@@ -86,11 +86,13 @@ public struct RecordArrayBatchNum: ArrayOperation {
             let rows = try await connection.query(
                 """
                 SELECT array_id, status, array_agg(id) FROM task
-                WHERE id = ANY((SELECT \(lookedUp.flatMap(\.1)))::bigint[]) AND array_id = ANY(\(lookedUp.map(\.0.arrayID)))
+                WHERE id = ANY((SELECT \(lookedUp.flatMap(\.1)))::bigint[])
                 GROUP BY array_id, status
                 """, logger: logger)
-            // Sorted here: ORDER BY inside array_agg made PostgreSQL sort every row (on disk, for
-            // 100 × 1,000 ids) instead of hashing the groups.
+            // Rows in arrays outside the run come back too and are never looked at (an id in another
+            // array is not found for its command); filtering them in SQL compared every row with
+            // every array of the run. Sorted here: ORDER BY inside array_agg made PostgreSQL sort
+            // every row (on disk, for 100 × 1,000 ids) instead of hashing the groups.
             for try await (arrayID, status, ids) in rows.decode((Int64, String, [Int64]).self) {
                 found[arrayID, default: [:]][status] = ids.sorted()
             }
