@@ -1,4 +1,4 @@
-import ArrayFSM
+@testable import ArrayFSM
 import ArrayFSMTesting
 import PostgresNIO
 import Testing
@@ -19,6 +19,22 @@ import Testing
         try await url.withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
             let rows = try await client.query("SELECT current_setting('work_mem')", logger: TestPostgres.logger)
             for try await workMem in rows.decode(String.self) { #expect(workMem == "4MB") }
+        }
+    }
+
+    @Test func affectedRowsCountsTheRowsAStatementChanged() async throws {
+        let (url, _) = try await TestPostgres.server()
+        try await url.withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
+            try await client.withConnection { connection in
+                let logger = TestPostgres.logger
+                try await connection.query("CREATE TEMPORARY TABLE counted (id int PRIMARY KEY, v text)", logger: logger)
+                #expect(try await connection.affectedRows("INSERT INTO counted SELECT g, '' FROM generate_series(1, 5) AS g", logger: logger) == 5)
+                #expect(try await connection.affectedRows("UPDATE counted SET v = 'x' WHERE id = ANY(\([Int32(2), 4, 9]))", logger: logger) == 2)
+                #expect(try await connection.affectedRows(
+                    "WITH d AS (SELECT * FROM unnest(\([Int32(1), 3, 5])::int[]) AS d(id)) UPDATE counted SET v = 'y' FROM d WHERE counted.id = d.id",
+                    logger: logger) == 3)
+                #expect(try await connection.affectedRows("DELETE FROM counted WHERE id > 100", logger: logger) == 0)
+            }
         }
     }
 }
