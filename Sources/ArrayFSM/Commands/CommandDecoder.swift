@@ -192,18 +192,21 @@ struct WireCommand: Decodable {
                 return .logArrayDistributorID(LogArrayDistributorID(
                     arrayID: p.array_id, batchNumber: batch, distributorIDsByStep: steps, stdout: p.stdout, stderr: p.stderr))
             }
-            if let map = p.readAheadIDs {
-                return .logArrayDistributorID(LogArrayDistributorID(arrayID: p.array_id, distributorIDs: map, stdout: p.stdout, stderr: p.stderr))
-            }
-            guard let ids = p.distributor_ids else { throw OperationError.invalid("distributor_ids is required") }
-            var map: [Int64: String] = [:]
-            map.reserveCapacity(ids.count)
-            for (key, value) in ids {
-                // Canonical decimal only: "05" and "5" would otherwise both name instance 5.
-                guard let id = Int64(key), String(id) == key else {
-                    throw OperationError.invalid("distributor_ids key '\(key.prefix(40))' is not a task instance id in plain decimal")
+            let map: [Int64: String]
+            if let readAhead = p.readAheadIDs {
+                map = readAhead
+            } else {
+                guard let ids = p.distributor_ids else { throw OperationError.invalid("distributor_ids is required") }
+                var decoded: [Int64: String] = [:]
+                decoded.reserveCapacity(ids.count)
+                for (key, value) in ids {
+                    // Canonical decimal only: "05" and "5" would otherwise both name instance 5.
+                    guard let id = Int64(key), String(id) == key else {
+                        throw OperationError.invalid("distributor_ids key '\(key.prefix(40))' is not a task instance id in plain decimal")
+                    }
+                    decoded[id] = value
                 }
-                map[id] = value
+                map = decoded
             }
             return .logArrayDistributorID(LogArrayDistributorID(arrayID: p.array_id, distributorIDs: map, stdout: p.stdout, stderr: p.stderr))
         case .getArrayMaxConcurrentlyRunning:
