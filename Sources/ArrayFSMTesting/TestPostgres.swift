@@ -38,7 +38,10 @@ public enum TestPostgres {
         try await SharedServer.shared.createDatabase(name, template: template)
         do {
             let databaseURL = url.withDatabase(name)
-            let result = try await databaseURL.withClient(maxConnections: maxConnections, logger: logger) { client in
+            // The session settings serve runs with, so tests plan statements as it does.
+            let result = try await databaseURL.withClient(
+                maxConnections: maxConnections, parameters: DatabaseURL.batchParameters(), logger: logger
+            ) { client in
                 try await body(ArrayDatabase(client: client), databaseURL)
             }
             try? await SharedServer.shared.dropDatabase(name)

@@ -9,9 +9,10 @@ import Testing
         let parameters = DatabaseURL.batchParameters(workMem: "48MB") + [("application_name", "arrayfsm test")]
         try await url.withClient(maxConnections: 1, parameters: parameters, logger: TestPostgres.logger) { client in
             let rows = try await client.query(
-                "SELECT current_setting('work_mem'), current_setting('application_name')", logger: TestPostgres.logger)
-            for try await (workMem, name) in rows.decode((String, String).self) {
+                "SELECT current_setting('work_mem'), current_setting('application_name'), current_setting('jit')", logger: TestPostgres.logger)
+            for try await (workMem, name, jit) in rows.decode((String, String, String).self) {
                 #expect(workMem == "48MB")
+                #expect(jit == "off")
                 #expect(name == "arrayfsm test")
             }
         }

@@ -163,6 +163,59 @@ import Testing
         }
     }
 
+    @Test func tasksBetweenTheAskedIdsAreNeitherMovedNorReported() async throws {
+        // The ids are read and moved as runs of consecutive ids (IDRuns): a gap in the request
+        // must end a run, whoever owns the ids in the gap.
+        try await TestPostgres.withDatabase { db in
+            let fixture = try await ArrayFixture.make(db, tasks: 7)
+            let ids = fixture.taskIDs
+            let asked = [ids[0], ids[1], ids[3], ids[5], ids[6]]
+            try await db.setTaskStatus([ids[5]], to: .adjustingResources)
+            let out = try await db.perform(
+                RecordArrayBatchNum(arrayID: fixture.arrayID, taskIDs: asked, taskResourcesID: 1, workflowRunID: 1), logger: logger)
+            #expect(out.tasksByStatus == ["Q": asked])
+            let statuses = Dictionary(uniqueKeysWithValues: try await db.tasks(arrayID: fixture.arrayID).map { ($0.id, $0.status) })
+            #expect(statuses[ids[2]] == "G" && statuses[ids[4]] == "G")
+            #expect(try await db.taskInstances(arrayID: fixture.arrayID).map(\.taskID) == asked)
+            #expect(Set(out.transitions.filter { $0.entity == .task }.map { "\($0.from ?? "")\($0.ids)" }) == [
+                "G\([ids[0], ids[1], ids[3], ids[6]])", "A\([ids[5]])",
+            ])
+        }
+    }
+
+    @Test func arraysWhoseTaskIdsInterleaveAreQueuedTogether() async throws {
+        // Two arrays created at once by two writers: their ids alternate, every run is one id long.
+        try await TestPostgres.withDatabase { db in
+            let a = try await ArrayFixture.make(db, tasks: 0)
+            let b = try await ArrayFixture.make(db, tasks: 0)
+            let rows = try await db.client.query(
+                """
+                WITH created AS (
+                    INSERT INTO task (workflow_id, array_id, status)
+                    SELECT 1, CASE WHEN n % 2 = 0 THEN \(a.arrayID) ELSE \(b.arrayID) END, 'G'
+                    FROM generate_series(1, 10) AS n ORDER BY n
+                    RETURNING id, array_id
+                )
+                SELECT array_agg(id ORDER BY id) FILTER (WHERE array_id = \(a.arrayID)),
+                       array_agg(id ORDER BY id) FILTER (WHERE array_id = \(b.arrayID)) FROM created
+                """, logger: logger)
+            var (ofA, ofB): ([Int64], [Int64]) = ([], [])
+            for try await (x, y) in rows.decode(([Int64], [Int64]).self) { (ofA, ofB) = (x, y) }
+            #expect(ofA.count == 5 && ofB.count == 5)
+            let results = try await db.transaction(logger: logger) { connection in
+                try await RecordArrayBatchNum.applyGrouped([
+                    RecordArrayBatchNum(arrayID: a.arrayID, taskIDs: ofA, taskResourcesID: 1, workflowRunID: 1),
+                    RecordArrayBatchNum(arrayID: b.arrayID, taskIDs: Array(ofB.prefix(3)) + [ofA[0]], taskResourcesID: 1, workflowRunID: 1),
+                ], on: connection, logger: logger)
+            }
+            #expect(try results[0].get().tasksByStatus == ["Q": ofA])
+            #expect(throws: OperationError.self) { try results[1].get() }
+            #expect(try await db.taskInstances(arrayID: a.arrayID).map(\.taskID) == ofA)
+            #expect(try await db.taskInstances(arrayID: b.arrayID).isEmpty, "the refused command moved nothing")
+            #expect(try await db.tasks(arrayID: b.arrayID).allSatisfy { $0.status == "G" })
+        }
+    }
+
     @Test func unknownArrayIsNotFound() async throws {
         try await TestPostgres.withDatabase { db in
             let error = await #expect(throws: OperationError.self) {
