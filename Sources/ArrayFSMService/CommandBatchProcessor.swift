@@ -34,16 +34,31 @@ public struct CommandBatchProcessor: Sendable {
         public var outboxMessages = 0
         /// Whether the batch had to be applied one command at a time.
         public var fellBackToSingles = false
+        /// Where the batch's time went (for the debug log): decoding, the operations' statements,
+        /// storing answers and events; the rest of ``Timings/total`` is claiming ids, BEGIN and COMMIT.
+        public var timings = Timings()
+    }
+
+    public struct Timings: Sendable {
+        public var decode = Duration.zero
+        public var operations = Duration.zero
+        public var store = Duration.zero
+        public var total = Duration.zero
     }
 
     /// Applies `batch`; returns after the transaction (or transactions) committed.
     public func process(_ batch: [IncomingCommand], logger: Logger) async throws -> Outcome {
         guard !batch.isEmpty else { return Outcome() }
+        let started = ContinuousClock.now
         let decoded = await decodeAll(batch)
+        let decodedAt = ContinuousClock.now
         do {
-            return try await database.transaction(logger: logger) { connection in
+            var outcome = try await database.transaction(logger: logger) { connection in
                 try await apply(decoded, on: connection, logger: logger)
             }
+            outcome.timings.decode = decodedAt - started
+            outcome.timings.total = ContinuousClock.now - started
+            return outcome
         } catch let error where Self.isCommandFault(error) {
             logger.warning("batch failed on a database error; applying its commands one by one", metadata: ["error": "\(error)"])
             var total = Outcome()
@@ -158,6 +173,7 @@ public struct CommandBatchProcessor: Sendable {
             }
         }
 
+        let operationsStarted = ContinuousClock.now
         var index = 0
         while index < items.count {
             let item = items[index]
@@ -216,10 +232,13 @@ public struct CommandBatchProcessor: Sendable {
                 try answer(command, message, result, transitions, durationMS: (ContinuousClock.now - start).milliseconds)
             }
         }
+        let storeStarted = ContinuousClock.now
         try await ProcessedCommands.record(processed, on: connection, logger: logger)
         outbox = ordered(outbox, transitionMessages)
         try await Outbox.insert(outbox, on: connection, logger: logger)
         outcome.outboxMessages = outbox.count
+        outcome.timings.operations = storeStarted - operationsStarted
+        outcome.timings.store = ContinuousClock.now - storeStarted
         return outcome
     }
 

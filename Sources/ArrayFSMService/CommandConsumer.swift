@@ -73,8 +73,12 @@ public final class CommandConsumer: Sendable {
                 lastTransaction = ContinuousClock.now - started
                 storeOffsets(polled)
                 relay?.notify()
+                let timings = outcome.timings
                 logger.debug("applied a batch", metadata: [
                     "commands": "\(incoming.count)", "ms": "\(Int(lastTransaction.milliseconds))",
+                    "decode_ms": "\(Int(timings.decode.milliseconds))", "operations_ms": "\(Int(timings.operations.milliseconds))",
+                    "store_ms": "\(Int(timings.store.milliseconds))",
+                    "rest_ms": "\(Int((timings.total - timings.decode - timings.operations - timings.store).milliseconds))",
                 ])
                 observer?.batchApplied(outcome, messages: incoming, duration: ContinuousClock.now - started)
             } catch {
