@@ -436,8 +436,25 @@ public struct ServeBenchmark: Sendable {
                 "UPDATE \"array\" SET last_batch_num = \(Int32(batchesPerArray)) WHERE id = \(fixture.arrayID)", logger: logger)
             ids.append(fixture.arrayID)
         }
-        try await db.client.query("VACUUM (ANALYZE) task, task_instance", logger: logger)
+        try await settle(db, logger: logger)
         return ids
+    }
+
+    /// Leaves the database as a steady service would find it before a timed phase: the set-up's
+    /// rows vacuumed and analyzed, the outbox's dead rows from the phase before gone, and their
+    /// pages written out (as pgbench vacuums before its runs). Without it the paced phase
+    /// started with autovacuum of the tables just written and a checkpoint writing the set-up's
+    /// pages: stalls of a few hundred milliseconds in its p99 that came from the benchmark's own
+    /// set-up (docs: README, "bench-serve").
+    func settle(_ db: ArrayDatabase, logger: Logger) async throws {
+        try await db.client.query("VACUUM (ANALYZE) task, task_instance, arrayfsm_outbox, arrayfsm_processed_command", logger: logger)
+        do {
+            try await db.client.query("CHECKPOINT", logger: logger)
+        } catch {
+            // CHECKPOINT needs superuser or pg_checkpoint; on a server where the benchmark has
+            // neither, the phase simply runs with whatever the checkpointer is doing.
+            logger.notice("CHECKPOINT refused; timing without it", metadata: ["error": "\(String(reflecting: error))"])
+        }
     }
 }
 
