@@ -39,10 +39,12 @@ public struct CommandDecoder: Sendable {
         let wire: WireCommand
         do {
             let decoder = JSONDecoder()
-            if let map = Self.distributorIDs(data) {
-                decoder.userInfo[DistributorIDPayload.readAhead] = map
+            if let (key, value, rest) = Self.readAhead(data) {
+                decoder.userInfo[key] = value
+                wire = try decoder.decode(WireCommand.self, from: rest)
+            } else {
+                wire = try decoder.decode(WireCommand.self, from: data)
             }
-            wire = try decoder.decode(WireCommand.self, from: data)
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
             throw Undecodable(code: "not_an_object", message: "the message is JSON but not an object")
         } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
@@ -76,13 +78,22 @@ public struct CommandDecoder: Sendable {
 }
 
 extension CommandDecoder {
-    /// The distributor-id map of a message that names the command type, read ahead of `Codable`
-    /// (see ``DistributorIDMapReader``); nil for every other message.
-    static func distributorIDs(_ data: Data) -> [Int64: String]? {
-        guard data.count > 4096 else { return nil }  // small maps cost JSONDecoder little
+    /// The large member of a large message that names its command type — a distributor-id map
+    /// or task ids — read ahead of `Codable` (see ``PayloadReader``): the `userInfo` key and value
+    /// its payload type takes it from, and the message with the member emptied, for `Codable`;
+    /// nil for every other message.
+    static func readAhead(_ data: Data) -> (key: CodingUserInfoKey, value: any Sendable, rest: Data)? {
+        guard data.count > 4096 else { return nil }  // small members cost JSONDecoder little
         let bytes = [UInt8](data)
-        guard bytes.firstRange(of: Array(#""log_array_distributor_id""#.utf8)) != nil else { return nil }
-        return DistributorIDMapReader.read(bytes)
+        if bytes.firstRange(of: Array(#""log_array_distributor_id""#.utf8)) != nil,
+           let (map, range) = PayloadReader.distributorIDs(bytes) {
+            return (DistributorIDPayload.readAhead, map, Data(PayloadReader.spliced(bytes, removing: range, with: "{}")))
+        }
+        if bytes.firstRange(of: Array(#""record_array_batch_num""#.utf8)) != nil,
+           let (ids, range) = PayloadReader.taskIDs(bytes) {
+            return (RecordArrayBatchNumPayload.readAhead, ids, Data(PayloadReader.spliced(bytes, removing: range, with: "[]")))
+        }
+        return nil
     }
 
     static func isStorableName(_ text: String, maxBytes: Int) -> Bool {
@@ -267,6 +278,25 @@ struct RecordArrayBatchNumPayload: Decodable {
     var task_ids: [Int64]
     var task_resources_id: Int64
     var workflow_run_id: Int64
+
+    /// `task_ids` as ``PayloadReader`` read it, when it could (the message then holds `[]`).
+    static let readAhead = CodingUserInfoKey(rawValue: "arrayfsm.taskIDs")!
+
+    enum CodingKeys: String, CodingKey {
+        case array_id, task_ids, task_resources_id, workflow_run_id
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        array_id = try c.decode(Int64.self, forKey: .array_id)
+        if let ids = decoder.userInfo[Self.readAhead] as? [Int64], c.contains(.task_ids) {
+            task_ids = ids
+        } else {
+            task_ids = try c.decode([Int64].self, forKey: .task_ids)
+        }
+        task_resources_id = try c.decode(Int64.self, forKey: .task_resources_id)
+        workflow_run_id = try c.decode(Int64.self, forKey: .workflow_run_id)
+    }
 }
 
 struct LaunchPayload: Decodable {
@@ -283,7 +313,7 @@ struct BatchPayload: Decodable {
 struct DistributorIDPayload: Decodable {
     var array_id: Int64
     var distributor_ids: [String: String]?
-    /// `distributor_ids` as ``DistributorIDMapReader`` read it, when it could; then
+    /// `distributor_ids` as ``PayloadReader`` read it, when it could; then
     /// `distributor_ids` is not decoded again.
     var readAheadIDs: [Int64: String]?
     var batch_number: Int32?

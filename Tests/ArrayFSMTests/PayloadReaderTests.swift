@@ -2,13 +2,14 @@
 import Foundation
 import Testing
 
-/// The distributor-id map is read ahead of `Codable` only in large messages: padding a message
-/// with JSON whitespace sends the same command down the read-ahead path, and its decoding must be
-/// exactly what the `Codable` path makes of the unpadded message.
-@Suite struct DistributorIDMapReaderTests {
+/// Distributor-id maps and task ids are read ahead of `Codable` only in large messages: padding a
+/// message with JSON whitespace sends the same command down the read-ahead path, and its decoding
+/// must be exactly what the `Codable` path makes of the unpadded message.
+@Suite struct PayloadReaderTests {
     /// What a decoding came to, comparable across the two paths.
     enum Decoded: Equatable {
         case command(arrayID: Int64, ids: [Int64: String], byStep: [Int32: String]?, stdout: String?, stderr: String?)
+        case record(arrayID: Int64, taskIDs: [Int64], resources: Int64, run: Int64)
         case rejected(String)
         case undecodable(String)
     }
@@ -16,6 +17,9 @@ import Testing
     func decode(_ text: String) -> Decoded {
         do {
             let command = try CommandDecoder().decode(Data(text.utf8))
+            if case .recordArrayBatchNum(let op) = command.operation {
+                return .record(arrayID: op.arrayID, taskIDs: op.taskIDs, resources: op.taskResourcesID, run: op.workflowRunID)
+            }
             guard case .logArrayDistributorID(let op) = command.operation else { return .rejected("not a distributor command") }
             return .command(arrayID: op.arrayID, ids: op.distributorIDs, byStep: op.byStep?.distributorIDs, stdout: op.stdout, stderr: op.stderr)
         } catch let error as CommandDecoder.Rejected {
@@ -62,6 +66,37 @@ import Testing
         #expect(plain == padded)
     }
 
+    @Test(arguments: [
+        #"{"array_id": 7, "task_ids": [11, 12, 13], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        "{ \"task_ids\" :\n[ 11 ,12\t] , \"array_id\": 7, \"task_resources_id\": 1, \"workflow_run_id\": 2 }",
+        #"{"array_id": 7, "task_ids": [], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [0, 11], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [-5, 12], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [11.0, 1e2], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [99999999999999999999], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": ["11"], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [11, null], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [11,], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [11, 11, 12], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [11], "task_ids": [12], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": {"11": 1}, "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [11], "workflow_run_id": 2}"#,
+        #"{"task_ids": [11], "task_resources_id": 1, "workflow_run_id": 2}"#,
+        #"{"array_id": 7, "task_ids": [11, 12]"#,
+    ])
+    func taskIDsReadAheadDecodeAsCodableDoes(_ payload: String) {
+        let (plain, padded) = bothWays(payload, envelope: #""command_id": "c", "type": "record_array_batch_num""#)
+        #expect(plain == padded)
+    }
+
+    @Test func aLargeTaskIDListIsReadWhole() throws {
+        let ids = (1...1000).map { Int64(5_000_000 + $0) }
+        let text = #"{"command_id":"c","type":"record_array_batch_num","payload":{"array_id":3,"task_ids":"#
+            + "[\(ids.map(String.init).joined(separator: ","))]" + #","task_resources_id":1,"workflow_run_id":2}}"#
+        #expect(PayloadReader.taskIDs(Array(text.utf8))?.ids == ids)
+        #expect(decode(text) == .record(arrayID: 3, taskIDs: ids, resources: 1, run: 2))
+    }
+
     @Test func envelopesAroundTheMapDecodeAsCodableDoes() {
         let map = #"{"array_id": 7, "distributor_ids": {"11": "a"}}"#
         for envelope in [
@@ -89,7 +124,7 @@ import Testing
 
     @Test func readsOnlyPlainMapsItself() {
         func read(_ payload: String) -> [Int64: String]? {
-            DistributorIDMapReader.read(Array(#"{"command_id":"c","type":"log_array_distributor_id","payload":\#(payload)}"#.utf8))
+            PayloadReader.distributorIDs(Array(#"{"command_id":"c","type":"log_array_distributor_id","payload":\#(payload)}"#.utf8))?.map
         }
         #expect(read(#"{"array_id":1,"distributor_ids":{"11":"a","12":"b"}}"#) == [11: "a", 12: "b"])
         #expect(read(#"{"x":[{"y":"}\""}],"distributor_ids":{ "11" : "a" }}"#) == [11: "a"])
@@ -97,5 +132,15 @@ import Testing
         #expect(read(#"{"array_id":1,"distributor_ids":{"011":"a"}}"#) == nil, "so are keys that are not canonical")
         #expect(read(#"{"array_id":1,"distributor_ids":{"11":"a","11":"b"}}"#) == nil, "and repeated ones")
         #expect(read(#"{"array_id":1}"#) == nil)
+    }
+
+    @Test func theMessageCodableParsesIsTheOriginalWithTheMapAsAnEmptyObject() throws {
+        let text = #"{"command_id":"c","type":"log_array_distributor_id","payload":{"array_id":1,"distributor_ids": {"11":"a", "12":"b"} ,"stdout":"x"}}"#
+        let bytes = Array(text.utf8)
+        let (map, range) = try #require(PayloadReader.distributorIDs(bytes))
+        #expect(map == [11: "a", 12: "b"])
+        #expect(String(decoding: bytes[range], as: UTF8.self) == #"{"11":"a", "12":"b"}"#)
+        #expect(String(decoding: PayloadReader.spliced(bytes, removing: range, with: "{}"), as: UTF8.self)
+                == #"{"command_id":"c","type":"log_array_distributor_id","payload":{"array_id":1,"distributor_ids": {} ,"stdout":"x"}}"#)
     }
 }
