@@ -85,15 +85,14 @@ extension CommandDecoder {
     static func readAhead(_ data: Data) -> (key: CodingUserInfoKey, value: any Sendable, rest: Data)? {
         guard data.count > 4096 else { return nil }  // small members cost JSONDecoder little
         let bytes = [UInt8](data)
-        if bytes.firstRange(of: Array(#""log_array_distributor_id""#.utf8)) != nil,
-           let (map, range) = PayloadReader.distributorIDs(bytes) {
+        switch PayloadReader.readAhead(bytes) {
+        case .distributorIDs(let map, let range):
             return (DistributorIDPayload.readAhead, map, Data(PayloadReader.spliced(bytes, removing: range, with: "{}")))
-        }
-        if bytes.firstRange(of: Array(#""record_array_batch_num""#.utf8)) != nil,
-           let (ids, range) = PayloadReader.taskIDs(bytes) {
+        case .taskIDs(let ids, let range):
             return (RecordArrayBatchNumPayload.readAhead, ids, Data(PayloadReader.spliced(bytes, removing: range, with: "[]")))
+        case nil:
+            return nil
         }
-        return nil
     }
 
     static func isStorableName(_ text: String, maxBytes: Int) -> Bool {
