@@ -62,7 +62,8 @@ public struct RecordArrayBatchNum: ArrayOperation {
     /// status read, task move, instance insert) instead of four per command; results in input order, each exactly what
     /// applying its command alone would give. One command's refusal does not affect the others:
     /// refusals are decided before the write. The arrays must be distinct: two commands on one
-    /// array would both number their batches from the same counter.
+    /// array would both number their batches from the same counter. Call it inside a transaction
+    /// (it locks the array rows and moves the tasks inside a savepoint).
     public static func applyGrouped(
         _ operations: [RecordArrayBatchNum], on connection: PostgresConnection, logger: Logger
     ) async throws -> [Result<Output, OperationError>] {
@@ -132,30 +133,42 @@ public struct RecordArrayBatchNum: ArrayOperation {
         // grouping the inserted rows back by batch) sorted 100 × 1,000 rows twice, on disk.
         let writing = plans.keys.sorted()
         let movable = writing.flatMap { plans[$0]!.movable }
+        // Counted by the command tag, not returned: usually every movable task moves, and the count
+        // says so (returning 100,000 ids to count them cost 30–50 ms). When it falls short (an
+        // outside writer changed a task since the status read, or a trigger vetoed a row), the
+        // move is undone to the savepoint and done again, returning the ids that moved.
         let runs = IDRuns(movable)
-        let movedRows = try await connection.query(
-            """
-            WITH moved AS (
-                UPDATE task AS t
-                SET status = 'Q', status_date = now(), num_attempts = t.num_attempts + 1
-                FROM unnest(\(runs.lows)::bigint[], \(runs.highs)::bigint[]) AS r(lo, hi)
-                WHERE t.id BETWEEN r.lo AND r.hi AND t.status IN ('G', 'A')
-                RETURNING t.id
-            )
-            SELECT (SELECT count(*) FROM moved),
-                   CASE WHEN (SELECT count(*) FROM moved) < \(Int64(movable.count)) THEN (SELECT array_agg(id) FROM moved) END
-            """, logger: logger)
-        // Every movable task moves unless an outside writer changed one since the status read;
-        // only then do the moved ids travel back.
         var moved: [Int: [Int64]] = [:]
-        for try await (count, ids) in movedRows.decode((Int64, [Int64]?).self) {
-            if count == movable.count {
-                for index in writing { moved[index] = plans[index]!.movable }
-            } else {
-                let movedSet = Set(ids ?? [])
-                for index in writing { moved[index] = plans[index]!.movable.filter(movedSet.contains) }
+        try await connection.query("SAVEPOINT record_move", logger: logger)
+        let count = try await connection.affectedRows(
+            """
+            UPDATE task AS t
+            SET status = 'Q', status_date = now(), num_attempts = t.num_attempts + 1
+            FROM unnest(\(runs.lows)::bigint[], \(runs.highs)::bigint[]) AS r(lo, hi)
+            WHERE t.id BETWEEN r.lo AND r.hi AND t.status IN ('G', 'A')
+            """, logger: logger)
+        if count == movable.count {
+            for index in writing { moved[index] = plans[index]!.movable }
+        } else {
+            try await connection.query("ROLLBACK TO SAVEPOINT record_move", logger: logger)
+            var movedSet = Set<Int64>()
+            let rows = try await connection.query(
+                """
+                WITH moved AS (
+                    UPDATE task AS t
+                    SET status = 'Q', status_date = now(), num_attempts = t.num_attempts + 1
+                    FROM unnest(\(runs.lows)::bigint[], \(runs.highs)::bigint[]) AS r(lo, hi)
+                    WHERE t.id BETWEEN r.lo AND r.hi AND t.status IN ('G', 'A')
+                    RETURNING t.id
+                )
+                SELECT coalesce(array_agg(id), '{}') FROM moved
+                """, logger: logger)
+            for try await ids in rows.decode([Int64].self) {
+                movedSet = Set(ids)
             }
+            for index in writing { moved[index] = plans[index]!.movable.filter(movedSet.contains) }
         }
+        try await connection.query("RELEASE SAVEPOINT record_move", logger: logger)
         let numbering = InstanceNumbering(commands: writing.compactMap { index in
             guard let tasks = moved[index], !tasks.isEmpty else { return nil }
             return .init(operation: operations[index], lastBatch: lastBatch[operations[index].arrayID]!, moved: tasks)
