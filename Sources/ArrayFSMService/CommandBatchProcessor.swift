@@ -35,7 +35,7 @@ public struct CommandBatchProcessor: Sendable {
         /// Whether the batch had to be applied one command at a time.
         public var fellBackToSingles = false
         /// Where the batch's time went (for the debug log): decoding, the operations' statements,
-        /// storing answers and events; the rest of ``Timings/total`` is claiming ids, BEGIN and COMMIT.
+        /// storing answers and events; the rest of the batch's time is claiming ids, BEGIN and COMMIT.
         public var timings = Timings()
     }
 
@@ -48,8 +48,6 @@ public struct CommandBatchProcessor: Sendable {
         public var operations = Duration.zero
         /// Writing the processed-commands rows and the outbox.
         public var store = Duration.zero
-        /// From the batch in hand to the transaction committed.
-        public var total = Duration.zero
     }
 
     /// Applies `batch`; returns after the transaction (or transactions) committed.
@@ -63,7 +61,6 @@ public struct CommandBatchProcessor: Sendable {
                 try await apply(decoded, on: connection, logger: logger)
             }
             outcome.timings.decode = decodedAt - started
-            outcome.timings.total = ContinuousClock.now - started
             return outcome
         } catch let error where Self.isCommandFault(error) {
             logger.warning("batch failed on a database error; applying its commands one by one", metadata: ["error": "\(error)"])

@@ -78,7 +78,7 @@ public final class CommandConsumer: Sendable {
                     "commands": "\(incoming.count)", "ms": "\(Int(lastTransaction.milliseconds))",
                     "decode_ms": "\(Int(timings.decode.milliseconds))", "operations_ms": "\(Int(timings.operations.milliseconds))",
                     "store_ms": "\(Int(timings.store.milliseconds))",
-                    "rest_ms": "\(Int((timings.total - timings.decode - timings.operations - timings.store).milliseconds))",
+                    "rest_ms": "\(Int((lastTransaction - timings.decode - timings.operations - timings.store).milliseconds))",
                 ])
                 observer?.batchApplied(outcome, messages: incoming, duration: ContinuousClock.now - started)
             } catch {

@@ -450,9 +450,10 @@ public struct ServeBenchmark: Sendable {
         try await db.client.query("VACUUM (ANALYZE) task, task_instance, arrayfsm_outbox, arrayfsm_processed_command", logger: logger)
         do {
             try await db.client.query("CHECKPOINT", logger: logger)
-        } catch {
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" {
             // CHECKPOINT needs superuser or pg_checkpoint; on a server where the benchmark has
-            // neither, the phase simply runs with whatever the checkpointer is doing.
+            // neither, the phase simply runs with whatever the checkpointer is doing. Any other
+            // error (the server gone, say) ends the benchmark as before.
             logger.notice("CHECKPOINT refused; timing without it", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
