@@ -10,6 +10,9 @@ struct EventLedger: Sendable {
     var answers: [String: String] = [:]
     /// Command id → "entity from→to" → ids moved.
     var transitions: [String: [String: Int]] = [:]
+    /// Command id → refusals that are not the command's result (a reused id, a reply topic not
+    /// allowed), as "event id code": they carry event ids of their own.
+    var refusals: [String: Set<String>] = [:]
     /// Dead letters, by where the message came from.
     var deadLetters: Set<String> = []
     private var seenTransitionEvents: Set<String> = []
@@ -17,11 +20,15 @@ struct EventLedger: Sendable {
     mutating func addResult(_ value: [UInt8]) {
         guard let event = Self.object(value), let commandID = event["command_id"] as? String,
               let eventID = event["event_id"] as? String else { return }
-        // `<command>:result` or `<command>:result:pN` for part N.
+        let code = (event["error"] as? [String: Any])?["code"] as? String
+        // `<command>:result` or `<command>:result:pN` for part N; anything else is a refusal.
+        guard eventID == "\(commandID):result" || eventID.hasPrefix("\(commandID):result:p") else {
+            refusals[commandID, default: []].insert("\(eventID) \(code ?? "?")")
+            return
+        }
         let base = eventID.hasSuffix(":result") ? eventID : String(eventID[..<(eventID.range(of: ":result:p")?.upperBound ?? eventID.endIndex)])
         resultEvents[commandID, default: []].insert(base)
         if let status = event["status"] as? String {
-            let code = (event["error"] as? [String: Any])?["code"] as? String
             answers[commandID] = code.map { "\(status):\($0)" } ?? status
         }
     }

@@ -38,6 +38,9 @@ struct Oracle {
             let distinct = observed.resultEvents[command]?.count ?? 0
             if distinct != 1 { report.violations.append("command \(command): \(distinct) distinct results") }
         }
+        for command in Set(expected.refusals.keys).union(observed.refusals.keys) where expected.refusals[command] != observed.refusals[command] {
+            report.violations.append("command \(command): refused as \(observed.refusals[command] ?? []), the clean run \(expected.refusals[command] ?? [])")
+        }
         for command in Set(observed.answers.keys).subtracting(expected.answers.keys) {
             report.violations.append("command \(command): answered, but the clean run has no such command")
         }

@@ -6,23 +6,34 @@ import PostgresNIO
 /// Applies a batch of command messages in one database transaction.
 ///
 /// In that one transaction: each command is claimed in the processed-commands table (a repeat
-/// re-emits the stored result and changes nothing), applied, and its result and transition events
-/// are written to the outbox; undecodable messages go to the outbox for the dead-letter topic.
-/// A command refused by validation or by the FSM is answered `rejected` without disturbing the
-/// others: operations refuse before their first write, so the transaction stays usable.
+/// re-emits the stored result and changes nothing; a reused id with another command is refused),
+/// applied, and its result and transition events are written to the outbox; undecodable messages
+/// go to the outbox for the dead-letter topic. A command refused by validation or by the FSM is
+/// answered `rejected` without disturbing the others: operations refuse before their first
+/// write, so the transaction stays usable.
 ///
-/// If the batch transaction fails on a database error, the batch is applied again one command per
-/// transaction, so a single poison command is isolated and answered while the rest go through.
-/// Errors that mean the database is unreachable are thrown: the caller must not store offsets.
+/// A failed batch transaction is handled by its ``DatabaseFault``: an outage is thrown (the caller
+/// must not store offsets, and retries); a command's fault sends the batch one command per
+/// transaction at once; an unexpected error is retried ``maxAttempts`` times first. One by one, a
+/// poison command is isolated and answered while the rest go through: no batch is retried forever.
 public struct CommandBatchProcessor: Sendable {
     public var database: ArrayDatabase
     public var decoder: CommandDecoder
     var events: EventWriter
+    /// Transactions a batch (or, one by one, a command) gets for an unexpected database error.
+    public var maxAttempts: Int
+    /// The pause before the second attempt; doubled for each one after.
+    public var retryDelay: Duration
 
-    public init(database: ArrayDatabase, topics: Topics = Topics(), maxMessageBytes: Int = 1 << 20, maxEventBytes: Int = 512 * 1024) {
+    public init(
+        database: ArrayDatabase, topics: Topics = Topics(), maxMessageBytes: Int = 1 << 20, maxEventBytes: Int = 512 * 1024,
+        maxAttempts: Int = 3, retryDelay: Duration = .milliseconds(200)
+    ) {
         self.database = database
         self.decoder = CommandDecoder(maxMessageBytes: maxMessageBytes)
         self.events = EventWriter(topics: topics, maxEventBytes: maxEventBytes)
+        self.maxAttempts = max(1, maxAttempts)
+        self.retryDelay = retryDelay
     }
 
     /// What a batch did, for metrics and logs.
@@ -56,45 +67,77 @@ public struct CommandBatchProcessor: Sendable {
         let started = ContinuousClock.now
         let decoded = await decodeAll(batch)
         let decodedAt = ContinuousClock.now
-        do {
-            var outcome = try await database.transaction(logger: logger) { connection in
-                try await apply(decoded, on: connection, logger: logger)
+        var attempt = 1
+        while true {
+            do {
+                var outcome = try await database.transaction(logger: logger) { connection in
+                    try await apply(decoded, on: connection, logger: logger)
+                }
+                outcome.timings.decode = decodedAt - started
+                return outcome
+            } catch {
+                switch DatabaseFault(error) {
+                case .outage:
+                    throw error
+                case .unexpected where attempt < maxAttempts:
+                    logger.warning("batch failed on a database error; retrying", metadata: [
+                        "error": "\(DatabaseFault.describe(error))", "attempt": "\(attempt)", "of": "\(maxAttempts)",
+                    ])
+                    try await Task.sleep(for: retryDelay * (1 << (attempt - 1)))
+                    attempt += 1
+                case .unexpected, .command:
+                    logger.warning("batch failed on a database error; applying its commands one by one", metadata: [
+                        "error": "\(DatabaseFault.describe(error))",
+                    ])
+                    return try await applyOneByOne(decoded, logger: logger)
+                }
             }
-            outcome.timings.decode = decodedAt - started
-            return outcome
-        } catch let error where Self.isCommandFault(error) {
-            logger.warning("batch failed on a database error; applying its commands one by one", metadata: ["error": "\(error)"])
-            var total = Outcome()
-            total.fellBackToSingles = true
-            for item in decoded {
-                let outcome: Outcome
+        }
+    }
+
+    /// Each command in a transaction of its own: a command that keeps failing on a database
+    /// error is answered `rejected` (in a transaction of its own too) and the others go through.
+    /// An outage is thrown: the commands applied so far stay applied, and their repeats are
+    /// answered from the processed-commands table when the batch comes again.
+    func applyOneByOne(_ decoded: [Decoded], logger: Logger) async throws -> Outcome {
+        var total = Outcome()
+        total.fellBackToSingles = true
+        for item in decoded {
+            var attempt = 1
+            let outcome: Outcome
+            while true {
                 do {
                     outcome = try await database.transaction(logger: logger) { connection in
                         try await apply([item], on: connection, logger: logger)
                     }
-                } catch let error where Self.isCommandFault(error) {
-                    do {
-                        outcome = try await answerDatabaseFault(item, error: error, logger: logger)
-                    } catch let second where Self.isCommandFault(second) {
-                        // Not even the refusal can be stored: the message goes to the dead-letter topic.
-                        outcome = try await database.transaction(logger: logger) { connection in
-                            try await apply([.deadLetter(code: "database_refused", reason: Self.describe(error), item.message)],
-                                            on: connection, logger: logger)
-                        }
+                    break
+                } catch {
+                    let fault = DatabaseFault(error)
+                    if fault == .outage { throw error }
+                    if fault == .unexpected && attempt < maxAttempts {
+                        try await Task.sleep(for: retryDelay * (1 << (attempt - 1)))
+                        attempt += 1
+                        continue
                     }
+                    outcome = try await answerDatabaseFault(item, error: error, fault: fault, logger: logger)
+                    break
                 }
-                total.commands += outcome.commands
-                total.transitions.merge(outcome.transitions, uniquingKeysWith: +)
-                total.outboxMessages += outcome.outboxMessages
             }
-            return total
+            total.commands += outcome.commands
+            total.transitions.merge(outcome.transitions, uniquingKeysWith: +)
+            total.outboxMessages += outcome.outboxMessages
         }
+        return total
     }
 
     /// A decoded message, or why it is not a command.
     enum Decoded: Sendable {
         case command(Command, IncomingCommand)
         case rejected(CommandEnvelope, OperationError, IncomingCommand)
+        /// Refused before its id is looked at (its `reply_to` is not allowed): answered on the
+        /// results topic alone, under an event id of its own, and neither claimed nor stored, so
+        /// the same id with an allowed `reply_to` is still a new command.
+        case refused(CommandEnvelope, OperationError, IncomingCommand)
         case deadLetter(code: String, reason: String, IncomingCommand)
     }
 
@@ -102,15 +145,24 @@ public struct CommandBatchProcessor: Sendable {
         guard let value = message.value else {
             return .deadLetter(code: "no_value", reason: "the message has no value", message)
         }
+        let decoded: Decoded
         do {
-            return .command(try decoder.decode(Data(value)), message)
+            decoded = .command(try decoder.decode(Data(value), key: message.key), message)
         } catch let error as CommandDecoder.Rejected {
-            return .rejected(error.envelope, error.error, message)
+            decoded = .rejected(error.envelope, error.error, message)
         } catch let error as CommandDecoder.Undecodable {
             return .deadLetter(code: error.code, reason: error.message, message)
         } catch {
             return .deadLetter(code: "not_json", reason: "\(error)", message)
         }
+        guard var envelope = decoded.envelope, let replyTo = envelope.replyTo, !events.topics.allowsReply(to: replyTo) else {
+            return decoded
+        }
+        envelope.replyTo = nil
+        return .refused(envelope, OperationError(
+            .replyToNotAllowed,
+            "reply_to '\(replyTo.prefix(64))' is not allowed: reply topics must start with '\(events.topics.replyPrefix)' and not be "
+                + "one of arrayfsm's own topics; nothing was applied, and this answer went to \(events.topics.results) only"), message)
     }
 
     /// Decodes a large batch on every core. The database waits idle while a batch is decoded, and
@@ -139,6 +191,16 @@ public struct CommandBatchProcessor: Sendable {
         var events: [[UInt8]]
         var replyTo: String?
         var key: [UInt8]?
+        /// Nil for commands processed before digests were stored: any repeat matches them.
+        var digest: CommandDigest?
+        var type: String
+        var processedAt: Date
+
+        /// Whether a message with `digest` repeats this command (contract: "Repeats").
+        func isRepeat(_ digest: CommandDigest?) -> Bool {
+            guard let stored = self.digest, let digest else { return true }
+            return stored == digest
+        }
     }
 
     func apply(_ items: [Decoded], on connection: PostgresConnection, logger: Logger) async throws -> Outcome {
@@ -168,8 +230,9 @@ public struct CommandBatchProcessor: Sendable {
             ).map { (outbox.count, $0) }
             let status = (try? result.get()) == nil ? "rejected" : "ok"
             processed.append(.init(id: envelope.commandID, type: envelope.type, status: status, events: resultEvents,
-                                   replyTo: envelope.replyTo, key: message.key))
-            stored[envelope.commandID] = StoredResult(events: resultEvents, replyTo: envelope.replyTo, key: message.key)
+                                   replyTo: envelope.replyTo, key: message.key, digest: envelope.digest))
+            stored[envelope.commandID] = StoredResult(events: resultEvents, replyTo: envelope.replyTo, key: message.key,
+                                                      digest: envelope.digest, type: envelope.type, processedAt: now)
             outcome.commands.append((type: envelope.type, status: status))
             for group in transitions {
                 outcome.transitions["\(group.entity.rawValue):\(group.from ?? "new")->\(group.to)", default: 0] += group.ids.count
@@ -189,22 +252,47 @@ public struct CommandBatchProcessor: Sendable {
                 ])
                 continue
             }
+            if case .refused(let envelope, let error, let message) = item {
+                let event = events.refusal(envelope: envelope, error: error, eventID: "\(envelope.commandID):\(error.code.rawValue)")
+                outbox += events.resultMessages([event], key: message.key, replyTo: nil, traceparent: message.traceparent)
+                outcome.commands.append((type: envelope.type, status: "rejected"))
+                logger.info("refused a command", metadata: ["command_id": "\(envelope.commandID)", "code": "\(error.code.rawValue)"])
+                continue
+            }
             if let envelope = item.envelope, let previous = stored[envelope.commandID] {
-                // A repeat (re-delivered, re-produced, or twice in this batch): the original answer again.
-                outbox += events.resultMessages(previous.events, key: previous.key, replyTo: previous.replyTo,
-                                                traceparent: item.message.traceparent)
-                outcome.commands.append((type: envelope.type, status: "duplicate"))
+                let message = item.message
+                if previous.isRepeat(envelope.digest) {
+                    // Re-delivered, re-produced, or twice in this batch: the original answer again,
+                    // to whoever asks now (the repeat's reply_to) or else where it first went.
+                    let replyTo = envelope.replyTo ?? previous.replyTo.flatMap { events.topics.allowsReply(to: $0) ? $0 : nil }
+                    outbox += events.resultMessages(previous.events, key: previous.key, replyTo: replyTo, traceparent: message.traceparent)
+                    outcome.commands.append((type: envelope.type, status: "duplicate"))
+                } else {
+                    let error = OperationError(
+                        .commandIDReused,
+                        "command_id '\(envelope.commandID.prefix(64))' was used by a \(previous.type) command applied at "
+                            + "\(Timestamp.string(previous.processedAt)) with another type, key or payload; nothing was applied: "
+                            + "give each new command a new command_id")
+                    let event = events.refusal(
+                        envelope: envelope, error: error,
+                        eventID: "\(envelope.commandID):reused:\(envelope.digest.map { String($0.description.prefix(16)) } ?? "")")
+                    outbox += events.resultMessages([event], key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
+                    outcome.commands.append((type: envelope.type, status: "rejected"))
+                    logger.info("refused a reused command id", metadata: ["command_id": "\(envelope.commandID)", "original_type": "\(previous.type)"])
+                }
                 continue
             }
             switch item {
-            case .deadLetter:
+            case .deadLetter, .refused:
                 break
             case .rejected(let envelope, let error, let message):
-                let result = events.resultEvents(envelope: envelope, outcome: .failure(error), processedAt: Date(), durationMS: 0)
+                let now = Date()
+                let result = events.resultEvents(envelope: envelope, outcome: .failure(error), processedAt: now, durationMS: 0)
                 outbox += events.resultMessages(result, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
                 processed.append(.init(id: envelope.commandID, type: envelope.type, status: "rejected", events: result,
-                                       replyTo: envelope.replyTo, key: message.key))
-                stored[envelope.commandID] = StoredResult(events: result, replyTo: envelope.replyTo, key: message.key)
+                                       replyTo: envelope.replyTo, key: message.key, digest: envelope.digest))
+                stored[envelope.commandID] = StoredResult(events: result, replyTo: envelope.replyTo, key: message.key,
+                                                          digest: envelope.digest, type: envelope.type, processedAt: now)
                 outcome.commands.append((type: envelope.type, status: "rejected"))
                 logger.info("rejected a command", metadata: ["command_id": "\(envelope.commandID)", "code": "\(error.code.rawValue)"])
 
@@ -269,51 +357,48 @@ public struct CommandBatchProcessor: Sendable {
         return merged
     }
 
-    /// A command whose own transaction failed on a database error: answered `rejected` with the
-    /// error, in a transaction of its own, so it never blocks its partition.
-    func answerDatabaseFault(_ item: Decoded, error: any Error, logger: Logger) async throws -> Outcome {
+    /// A command whose own transaction kept failing on a database error: answered `rejected`
+    /// (`invalid_argument` when the data was at fault, `database_error` otherwise) in a transaction
+    /// of its own, so it never blocks its partition. What is not a command is dead-lettered, and
+    /// so is a command whose refusal cannot be stored either.
+    func answerDatabaseFault(_ item: Decoded, error: any Error, fault: DatabaseFault, logger: Logger) async throws -> Outcome {
+        let reason = DatabaseFault.describe(error)
+        let deadLetter = Decoded.deadLetter(code: "database_refused", reason: reason, item.message)
         guard case .command(let command, let message) = item else {
             return try await database.transaction(logger: logger) { connection in
-                try await apply([.deadLetter(code: "database_refused", reason: Self.describe(error), item.message)],
-                                on: connection, logger: logger)
+                try await apply([deadLetter], on: connection, logger: logger)
             }
         }
-        let fault = OperationError(.invalidArgument, "the database refused the command: \(Self.describe(error))")
-        logger.error("command failed on a database error", metadata: ["command_id": "\(command.envelope.commandID)", "error": "\(error)"])
-        return try await database.transaction(logger: logger) { connection in
-            try await apply([.rejected(command.envelope, fault, message)], on: connection, logger: logger)
+        let refusal = fault == .command
+            ? OperationError(.invalidArgument, "the database refused the command: \(reason)")
+            : OperationError(.databaseError, "the database failed on the command \(maxAttempts) times: \(reason)")
+        logger.error("command failed on a database error", metadata: ["command_id": "\(command.envelope.commandID)", "error": "\(reason)"])
+        do {
+            return try await database.transaction(logger: logger) { connection in
+                try await apply([.rejected(command.envelope, refusal, message)], on: connection, logger: logger)
+            }
+        } catch let second where DatabaseFault(second) != .outage {
+            return try await database.transaction(logger: logger) { connection in
+                try await apply([deadLetter], on: connection, logger: logger)
+            }
         }
-    }
-
-    /// Whether an error is the command's fault (a server-side refusal such as a constraint), as
-    /// opposed to the database being unreachable or shutting down, which must stop the consumer.
-    static func isCommandFault(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
-        // An allowlist: only data exceptions (22), integrity violations (23) and program limits (54)
-        // can be the command's fault. Anything else — a missing column during a rollout (42), a
-        // missing grant, lock or statement timeouts, shutdowns — must not be answered "rejected"
-        // for good: it stops the batch, and the consumer retries it.
-        return ["22", "23", "54"].contains(String(state.prefix(2)))
-    }
-
-    static func describe(_ error: any Error) -> String {
-        guard let error = error as? PSQLError, let info = error.serverInfo else { return "\(error)" }
-        return "\(info[.sqlState] ?? "?") \(info[.message] ?? "")"
     }
 }
 
 extension CommandBatchProcessor.Decoded {
+    /// The envelope of a message whose command id is claimed and stored: nil for dead letters
+    /// and refusals.
     var envelope: CommandEnvelope? {
         switch self {
         case .command(let command, _): command.envelope
         case .rejected(let envelope, _, _): envelope
-        case .deadLetter: nil
+        case .refused, .deadLetter: nil
         }
     }
 
     var message: IncomingCommand {
         switch self {
-        case .command(_, let message), .rejected(_, _, let message), .deadLetter(_, _, let message): message
+        case .command(_, let message), .rejected(_, _, let message), .refused(_, _, let message), .deadLetter(_, _, let message): message
         }
     }
 }

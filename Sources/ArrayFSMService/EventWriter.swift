@@ -41,11 +41,22 @@ struct EventWriter: Sendable {
         }
     }
 
-    /// Outbox messages for the result parts: to the results topic and to `reply_to` if given.
+    /// A refusal that is not the command's result (a reused id, a reply topic not allowed): one
+    /// event under an id of its own, since consumers dedupe by event id.
+    func refusal(envelope: CommandEnvelope, error: OperationError, eventID: String) -> [UInt8] {
+        ResultEvent(
+            eventID: eventID, commandID: envelope.commandID, type: envelope.type, status: .rejected, result: nil,
+            error: .init(code: error.code.rawValue, message: error.message), processedAt: Timestamp.string(Date()), durationMS: 0
+        ).jsonBytes
+    }
+
+    /// Outbox messages for the result parts: to the results topic, and to `reply_to` if it is an
+    /// allowed reply topic (``Topics/allowsReply(to:)``; the processor refuses commands with any
+    /// other, and this keeps every path to the outbox within the allow-list).
     func resultMessages(_ events: [[UInt8]], key: [UInt8]?, replyTo: String?, traceparent: String?) -> [OutboxMessage] {
         let headers = traceparent.map { ["traceparent", $0] } ?? []
         var messages = events.map { OutboxMessage(topic: topics.results, key: key, value: $0, headers: headers) }
-        if let replyTo, !replyTo.isEmpty, replyTo != topics.results {
+        if let replyTo, topics.allowsReply(to: replyTo) {
             messages += events.map { OutboxMessage(topic: replyTo, key: key, value: $0, headers: headers) }
         }
         return messages

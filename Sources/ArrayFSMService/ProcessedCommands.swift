@@ -1,3 +1,5 @@
+import ArrayFSM
+import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
@@ -27,15 +29,20 @@ enum ProcessedCommands {
         guard !ids.isEmpty else { return [:] }
         let rows = try await connection.query(
             """
-            SELECT command_id, result_events, coalesce(reply_to, ''), result_key IS NOT NULL, coalesce(result_key, '')
+            SELECT command_id, result_events, coalesce(reply_to, ''), result_key IS NOT NULL, coalesce(result_key, ''),
+                   coalesce(digest, ''), type, processed_at
             FROM arrayfsm_processed_command
             WHERE command_id = ANY(\(ids)::text[])
             """, logger: logger)
         var results: [String: CommandBatchProcessor.StoredResult] = [:]
-        for try await (id, events, replyTo, hasKey, key) in rows.decode((String, [ByteBuffer], String, Bool, ByteBuffer).self) {
+        for try await (id, events, replyTo, hasKey, key, digest, type, processedAt)
+            in rows.decode((String, [ByteBuffer], String, Bool, ByteBuffer, ByteBuffer, String, Date).self)
+        {
             results[id] = .init(
                 events: events.map { Array($0.readableBytesView) }, replyTo: replyTo.isEmpty ? nil : replyTo,
-                key: hasKey ? Array(key.readableBytesView) : nil)
+                key: hasKey ? Array(key.readableBytesView) : nil,
+                digest: digest.readableBytes == 0 ? nil : CommandDigest(bytes: Array(digest.readableBytesView)),
+                type: type, processedAt: processedAt)
         }
         return results
     }
@@ -48,6 +55,7 @@ enum ProcessedCommands {
         var events: [[UInt8]]
         var replyTo: String?
         var key: [UInt8]?
+        var digest: CommandDigest?
     }
 
     /// Fills in the claimed rows with their answers (one statement for the batch).
@@ -69,11 +77,12 @@ enum ProcessedCommands {
             UPDATE arrayfsm_processed_command AS p
             SET type = r.type, status = r.status, reply_to = nullif(r.reply_to, ''),
                 result_key = CASE WHEN r.has_key THEN r.result_key END,
-                result_events = (\(parts)::bytea[])[r.first:r.last]
+                result_events = (\(parts)::bytea[])[r.first:r.last], digest = nullif(r.digest, '')
             FROM unnest(\(answers.map(\.id))::text[], \(answers.map(\.type))::text[], \(answers.map(\.status))::text[],
                         \(first)::int[], \(last)::int[], \(answers.map { $0.replyTo ?? "" })::text[],
-                        \(answers.map { $0.key != nil })::bool[], \(answers.map { ByteBuffer(bytes: $0.key ?? []) })::bytea[])
-                 AS r(command_id, type, status, first, last, reply_to, has_key, result_key)
+                        \(answers.map { $0.key != nil })::bool[], \(answers.map { ByteBuffer(bytes: $0.key ?? []) })::bytea[],
+                        \(answers.map { ByteBuffer(bytes: $0.digest?.bytes ?? []) })::bytea[])
+                 AS r(command_id, type, status, first, last, reply_to, has_key, result_key, digest)
             WHERE p.command_id = r.command_id
             """, logger: logger)
     }

@@ -5,7 +5,8 @@ import Metrics
 /// The service's metrics, through swift-metrics (exported in Prometheus format by ``HTTPEndpoint``).
 ///
 /// Names, for dashboards and alerts:
-/// - `arrayfsm_commands_total{type,status}`: status is ok, rejected, duplicate or dead_letter
+/// - `arrayfsm_commands_total{type,status}`: type is a known command type or `unknown`; status is ok,
+///   rejected, duplicate or dead_letter
 /// - `arrayfsm_dead_letters_total`
 /// - `arrayfsm_transitions_total{entity,from,to}`: rows moved
 /// - `arrayfsm_batch_commands`: commands per transaction (histogram)
@@ -38,7 +39,12 @@ public struct ServiceMetrics: CommandObserver {
         batchCommands.record(messages.count)
         transaction.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
         var byKind: [String: Int] = [:]
-        for command in outcome.commands { byKind["\(command.type)\u{0}\(command.status)", default: 0] += 1 }
+        // Types are the producers' strings: only the known ones become label values, so a producer
+        // cannot grow /metrics by one series per made-up type.
+        for command in outcome.commands {
+            let type = CommandType(rawValue: command.type) == nil ? "unknown" : command.type
+            byKind["\(type)\u{0}\(command.status)", default: 0] += 1
+        }
         for (kind, count) in byKind {
             let parts = kind.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
             Counter(label: "arrayfsm_commands_total", dimensions: [("type", parts[0]), ("status", parts[1])]).increment(by: count)

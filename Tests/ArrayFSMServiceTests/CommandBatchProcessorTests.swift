@@ -100,11 +100,9 @@ import Testing
                 "array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 1])
             let key = CommandMessage.key(arrayID: fixture.arrayID)
             let first = try await processor.process([message(command, key: key)], logger: logger)
-            // Re-delivered alone, then twice more in one batch with a different payload under the same id.
-            let changed = CommandMessage.json("record_array_batch_num", id: "same-id", payload: [
-                "array_id": fixture.arrayID, "task_ids": [fixture.taskIDs[0]], "task_resources_id": 9, "workflow_run_id": 9])
+            // Re-delivered alone, then twice more in one batch.
             let second = try await processor.process([message(command, key: key)], logger: logger)
-            let third = try await processor.process([message(changed, key: key), message(command, key: key)], logger: logger)
+            let third = try await processor.process([message(command, key: key), message(command, key: key)], logger: logger)
             #expect(first.commands.map(\.status) == ["ok"])
             #expect(second.commands.map(\.status) == ["duplicate"])
             #expect(third.commands.map(\.status) == ["duplicate", "duplicate"])
@@ -115,6 +113,68 @@ import Testing
             #expect(Set(results.map(\.value)).count == 1, "every answer is byte-identical")
             #expect(try await outbox(db).filter { $0.topic == "arrayfsm.transitions" }.count == 2, "transitions only once")
         }
+    }
+
+    @Test func aReusedCommandIDWithAnotherCommandIsRefusedAndChangesNothing() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            let fixture = try await ArrayFixture.make(db, tasks: 3)
+            let key = CommandMessage.key(arrayID: fixture.arrayID)
+            let payload: [String: Any] = ["array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 1]
+            let original = CommandMessage.json("record_array_batch_num", id: "same-id", payload: payload)
+            _ = try await processor.process([message(original, key: key)], logger: logger)
+            let otherPayload = CommandMessage.json("record_array_batch_num", id: "same-id", payload: [
+                "array_id": fixture.arrayID, "task_ids": [fixture.taskIDs[0]], "task_resources_id": 9, "workflow_run_id": 9],
+                replyTo: "arrayfsm.replies.second-client")
+            let otherType = CommandMessage.json("transition_to_killed", id: "same-id", payload: ["array_id": fixture.arrayID, "batch_number": 1])
+            // The same bytes with another reply_to and issued_at are still the same command.
+            var sameCommand = try json(original)
+            sameCommand["reply_to"] = "arrayfsm.replies.retry"
+            sameCommand["issued_at"] = "2026-12-06T00:00:00Z"
+            let sameBytes = try Self.withPayloadBytes(of: original, in: sameCommand)
+            let outcome = try await processor.process([
+                message(otherPayload, key: key), message(otherType, key: key), message(original, key: Array("other-key".utf8)),
+                message(sameBytes, key: key), message(original, key: key),
+            ], logger: logger)
+            #expect(outcome.commands.map(\.status) == ["rejected", "rejected", "rejected", "duplicate", "duplicate"])
+            #expect(try await db.taskInstances(arrayID: fixture.arrayID).count == 3, "nothing applied twice")
+            #expect(try await db.tasks(arrayID: fixture.arrayID).allSatisfy { $0.numAttempts == 1 })
+
+            let published = try await outbox(db)
+            let refusals = try published.filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+                .filter { $0["status"] as? String == "rejected" }
+            #expect(refusals.count == 3)
+            for refusal in refusals {
+                let error = refusal["error"] as! [String: Any]
+                #expect(error["code"] as? String == "command_id_reused")
+                #expect((error["message"] as! String).contains("record_array_batch_num command applied at"))
+                #expect((refusal["event_id"] as! String).hasPrefix("same-id:reused:"), "an event id of its own")
+            }
+            #expect(Set(refusals.map { $0["event_id"] as! String }).count == 3, "each conflicting command has its own event id")
+            // The conflict goes to the new message's own reply topic; the repeat's answer to its own.
+            let replies = published.filter { $0.topic.hasPrefix("arrayfsm.replies.") }
+            #expect(replies.map(\.topic) == ["arrayfsm.replies.second-client", "arrayfsm.replies.retry"])
+            #expect(try json(replies[1].value)["event_id"] as? String == "same-id:result")
+            let digests = try await db.client.query(
+                "SELECT octet_length(digest) FROM arrayfsm_processed_command WHERE command_id = 'same-id'", logger: logger)
+            for try await length in digests.decode(Int32?.self) { #expect(length == 32, "the digest is stored") }
+        }
+    }
+
+    /// `command` re-encoded with its payload member replaced by the original message's payload bytes.
+    static func withPayloadBytes(of original: [UInt8], in command: [String: Any]) throws -> [UInt8] {
+        var envelope = command
+        envelope["payload"] = "PAYLOAD"
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys]), as: UTF8.self)
+        let source = String(decoding: original, as: UTF8.self)
+        let start = source.range(of: "\"payload\":")!.upperBound
+        var depth = 0
+        var end = start
+        for index in source[start...].indices {
+            if source[index] == "{" { depth += 1 }
+            if source[index] == "}" { depth -= 1; if depth == 0 { end = source.index(after: index); break } }
+        }
+        return Array(text.replacingOccurrences(of: "\"PAYLOAD\"", with: String(source[start..<end])).utf8)
     }
 
     @Test func badInputIsAnsweredOrDeadLetteredAndTheRestIsApplied() async throws {
@@ -322,22 +382,91 @@ import Testing
         }
     }
 
-    @Test func resultsSentToTheTransitionsTopicKeepTheCommandOrder() async throws {
+    @Test func resultsOnTheTransitionsTopicKeepTheCommandOrder() async throws {
         try await TestPostgres.withDatabase { db in
-            let processor = CommandBatchProcessor(database: db)
+            // An operator may give results and transitions one topic.
+            var topics = Topics()
+            topics.results = "arrayfsm.events"
+            topics.transitions = "arrayfsm.events"
+            let processor = CommandBatchProcessor(database: db, topics: topics)
             var messages: [IncomingCommand] = []
             for n in 0..<2 {
                 let fixture = try await ArrayFixture.make(db, tasks: 2)
                 messages.append(message(CommandMessage.json("record_array_batch_num", id: "r-\(n)", payload: [
                     "array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 2,
-                ], replyTo: "arrayfsm.transitions")))
+                ])))
             }
             _ = try await processor.process(messages, logger: logger)
             let published = try await outbox(db).map { "\($0.topic) \(try json($0.value)["event_id"] as! String)" }
             #expect(published == [
-                "arrayfsm.results r-0:result", "arrayfsm.transitions r-0:result", "arrayfsm.transitions r-0:t0", "arrayfsm.transitions r-0:t1",
-                "arrayfsm.results r-1:result", "arrayfsm.transitions r-1:result", "arrayfsm.transitions r-1:t0", "arrayfsm.transitions r-1:t1",
+                "arrayfsm.events r-0:result", "arrayfsm.events r-0:t0", "arrayfsm.events r-0:t1",
+                "arrayfsm.events r-1:result", "arrayfsm.events r-1:t0", "arrayfsm.events r-1:t1",
             ])
+        }
+    }
+
+    @Test func replyTopicsOutsideThePrefixAreRefusedBeforeAnythingIsApplied() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            let fixture = try await ArrayFixture.make(db, tasks: 2)
+            let key = CommandMessage.key(arrayID: fixture.arrayID)
+            let record: [String: Any] = ["array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 1]
+            let refusedTopics = ["arrayfsm.commands", "arrayfsm.results", "arrayfsm.transitions", "arrayfsm.dlq", "other-team.topic",
+                                 "arrayfsm.replies.", "arrayfsm.replie"]
+            var batch = refusedTopics.enumerated().map { n, topic in
+                message(CommandMessage.json("record_array_batch_num", id: "loop", payload: record, replyTo: topic), key: key, offset: Int64(n))
+            }
+            // The same id with an allowed reply topic is a new command, applied once.
+            batch.append(message(CommandMessage.json("record_array_batch_num", id: "loop", payload: record, replyTo: "arrayfsm.replies.me"),
+                                 key: key, offset: 20))
+            // A result event read back from a topic: no payload, so not a command; never answered.
+            batch.append(message(Array(#"{"event_id":"x:result","command_id":"x","type":"add_array","status":"ok","result":{}}"#.utf8),
+                                 key: key, offset: 21))
+            let outcome = try await processor.process(batch, logger: logger)
+            #expect(outcome.commands.map(\.status) == Array(repeating: "rejected", count: refusedTopics.count) + ["ok", "dead_letter"])
+            #expect(!outcome.fellBackToSingles)
+            #expect(try await db.taskCounts(arrayID: fixture.arrayID) == ["Q": 2])
+
+            let published = try await outbox(db)
+            #expect(Set(published.map(\.topic)) == ["arrayfsm.results", "arrayfsm.transitions", "arrayfsm.dlq", "arrayfsm.replies.me"],
+                    "nothing to any refused topic")
+            let results = try published.filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            let codes = results.compactMap { ($0["error"] as? [String: Any])?["code"] as? String }
+            #expect(codes == Array(repeating: "reply_to_not_allowed", count: refusedTopics.count))
+            #expect(results.filter { $0["status"] as? String == "rejected" }.allSatisfy { $0["event_id"] as? String == "loop:reply_to_not_allowed" })
+            #expect(results.last?["event_id"] as? String == "loop:result")
+            #expect(published.filter { $0.topic == "arrayfsm.dlq" }.map { $0.headers[1] } == ["not_a_command"])
+        }
+    }
+
+    @Test func stringsPostgreSQLCannotStoreAreRefusedBeforeAnySQL() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db)
+            let fixture = try await ArrayFixture.make(db, tasks: 2)
+            _ = try await fixture.queueAll(db)
+            let instances = try await db.taskInstances(arrayID: fixture.arrayID).map(\.id)
+            let long = String(repeating: "x", count: 5000)
+            let bad: [(String, String, [String: Any])] = [
+                ("nul-name", "add_array", ["workflow_id": 1, "task_template_version_id": 77, "name": "a\u{0}b"]),
+                ("long-name", "add_array", ["workflow_id": 1, "task_template_version_id": 78, "name": String(repeating: "é", count: 600)]),
+                ("nul-id", "log_array_distributor_id", ["array_id": fixture.arrayID, "distributor_ids": [String(instances[0]): "12\u{0}3"]]),
+                ("long-id", "log_array_distributor_id", ["array_id": fixture.arrayID, "distributor_ids": [String(instances[0]): long]]),
+                ("nul-stdout", "log_array_distributor_id", ["array_id": fixture.arrayID, "distributor_ids": [String(instances[0]): "1"],
+                                                            "stdout": "/out/\u{0}"]),
+                ("long-stderr", "log_array_distributor_id", ["array_id": fixture.arrayID, "distributor_ids": [String(instances[0]): "1"],
+                                                             "stderr": long]),
+                ("nul-by-step", "log_array_distributor_id", ["array_id": fixture.arrayID, "batch_number": 1,
+                                                             "distributor_ids_by_step": ["0": "\u{0}"]]),
+            ]
+            var batch = bad.enumerated().map { n, command in message(CommandMessage.json(command.1, id: command.0, payload: command.2), offset: Int64(n)) }
+            batch.append(message(CommandMessage.json("log_array_distributor_id", id: "good", payload: [
+                "array_id": fixture.arrayID, "distributor_ids": [String(instances[0]): "42_0"]]), offset: 99))
+            let outcome = try await processor.process(batch, logger: logger)
+            #expect(!outcome.fellBackToSingles, "applied in one transaction")
+            #expect(outcome.commands.map(\.status) == Array(repeating: "rejected", count: bad.count) + ["ok"])
+            let results = try await outbox(db).filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            #expect(results.prefix(bad.count).allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "invalid_argument" })
+            #expect(try await db.taskInstances(arrayID: fixture.arrayID).compactMap(\.distributorID) == ["42_0"])
         }
     }
 

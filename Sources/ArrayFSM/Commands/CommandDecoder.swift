@@ -8,8 +8,9 @@ import Foundation
 /// - ``Rejected``: the envelope is usable but the command is not (unknown type, wrong payload) —
 ///   answered with a `rejected` result event.
 ///
-/// The JSON is parsed once, with `Codable`: types are strict (`true` is not an id, `1.5` is not a
-/// batch number), and a payload error names the field.
+/// `Codable` decides what is valid: types are strict (`true` is not an id, `1.5` is not a batch
+/// number), and a payload error names the field. The one large member of a large command is read
+/// from the bytes first (``PayloadReader``), and `Codable` parses the rest.
 public struct CommandDecoder: Sendable {
     /// Largest message accepted, checked before parsing.
     public var maxMessageBytes: Int
@@ -31,15 +32,16 @@ public struct CommandDecoder: Sendable {
         public var error: OperationError
     }
 
-    /// Decodes `data`; throws ``Undecodable`` or ``Rejected``.
-    public func decode(_ data: Data) throws -> Command {
+    /// Decodes `data`, the value of a message with `key`; throws ``Undecodable`` or ``Rejected``.
+    public func decode(_ data: Data, key: [UInt8]? = nil) throws -> Command {
         guard data.count <= maxMessageBytes else {
             throw Undecodable(code: "too_large", message: "message of \(data.count) bytes exceeds the \(maxMessageBytes)-byte limit")
         }
+        let bytes = [UInt8](data)
         let wire: WireCommand
         do {
             let decoder = JSONDecoder()
-            if let (key, value, rest) = Self.readAhead(data) {
+            if let (key, value, rest) = Self.readAhead(bytes) {
                 decoder.userInfo[key] = value
                 wire = try decoder.decode(WireCommand.self, from: rest)
             } else {
@@ -61,13 +63,20 @@ public struct CommandDecoder: Sendable {
         guard let type = wire.type, Self.isStorableName(type, maxBytes: 128) else {
             throw Undecodable(code: "bad_envelope", message: "type must be a string of 1–128 UTF-8 bytes without NUL")
         }
+        guard wire.hasPayload else {
+            // A result event read back, or anything else that is not addressed to serve: answering
+            // it would only add another message for someone to misread.
+            throw Undecodable(code: "not_a_command", message: "the message has command_id and type but no payload: not a command")
+        }
+        let digest = CommandDigest(type: type, key: key, message: bytes)
         if let replyTo = wire.replyTo, !Self.isTopicName(replyTo) {
             throw Rejected(
-                envelope: CommandEnvelope(commandID: commandID, type: type, version: wire.version ?? 1, issuedAt: wire.issuedAt, replyTo: nil),
+                envelope: CommandEnvelope(commandID: commandID, type: type, version: wire.version ?? 1, issuedAt: wire.issuedAt, replyTo: nil,
+                                          digest: digest),
                 error: .invalid("reply_to must be a Kafka topic name: 1–249 of A–Z a–z 0–9 . _ -"))
         }
         let envelope = CommandEnvelope(
-            commandID: commandID, type: type, version: wire.version ?? 1, issuedAt: wire.issuedAt, replyTo: wire.replyTo)
+            commandID: commandID, type: type, version: wire.version ?? 1, issuedAt: wire.issuedAt, replyTo: wire.replyTo, digest: digest)
         switch wire.operation {
         case .success(let operation):
             return Command(envelope: envelope, operation: operation)
@@ -82,9 +91,8 @@ extension CommandDecoder {
     /// or task ids — read ahead of `Codable` (see ``PayloadReader``): the `userInfo` key and value
     /// its payload type takes it from, and the message with the member emptied, for `Codable`;
     /// nil for every other message.
-    static func readAhead(_ data: Data) -> (key: CodingUserInfoKey, value: any Sendable, rest: Data)? {
-        guard data.count > 4096 else { return nil }  // small members cost JSONDecoder little
-        let bytes = [UInt8](data)
+    static func readAhead(_ bytes: [UInt8]) -> (key: CodingUserInfoKey, value: any Sendable, rest: Data)? {
+        guard bytes.count > 4096 else { return nil }  // small members cost JSONDecoder little
         switch PayloadReader.readAhead(bytes) {
         case .distributorIDs(let map, let range):
             return (DistributorIDPayload.readAhead, map, Data(PayloadReader.spliced(bytes, removing: range, with: "{}")))
@@ -118,6 +126,8 @@ struct WireCommand: Decodable {
     var issuedAt: String?
     var replyTo: String?
     var operation: Result<Command.Operation, OperationError>
+    /// Whether the object has a `payload` member at all (of any type).
+    var hasPayload = false
 
     enum CodingKeys: String, CodingKey {
         case commandID = "command_id", type, version, issuedAt = "issued_at", replyTo = "reply_to", payload
@@ -129,6 +139,7 @@ struct WireCommand: Decodable {
         type = try? container.decodeIfPresent(String.self, forKey: .type)
         issuedAt = try? container.decodeIfPresent(String.self, forKey: .issuedAt)
         replyTo = try? container.decodeIfPresent(String.self, forKey: .replyTo)
+        hasPayload = container.contains(.payload)
         let versionResult = Result { try container.decodeIfPresent(Int.self, forKey: .version) }
         version = (try? versionResult.get()) ?? nil
         operation = .failure(.invalid("unreachable"))

@@ -36,7 +36,7 @@ struct PayloadReader {
     static func readAhead(_ bytes: [UInt8]) -> ReadAhead? {
         var reader = PayloadReader(bytes)
         guard let (type, payload) = reader.typeAndPayload() else { return nil }
-        reader.index = payload
+        reader.index = payload.lowerBound
         if type.elementsEqual("log_array_distributor_id".utf8) {
             return reader.member("distributor_ids") { $0.distributorIDs() }.map { .distributorIDs($0.0, $0.1) }
         }
@@ -61,9 +61,9 @@ struct PayloadReader {
 
     /// The top-level `type` (its bytes) and where the `payload` value starts; nil unless both
     /// appear once, the type as a plain string and the payload as an object.
-    private mutating func typeAndPayload() -> (ArraySlice<UInt8>, Int)? {
+    private mutating func typeAndPayload() -> (ArraySlice<UInt8>, Range<Int>)? {
         var type: ArraySlice<UInt8>?
-        var payload: Int?
+        var payload: Range<Int>?
         let complete = members { reader, key in
             if key.elementsEqual("type".utf8) {
                 guard type == nil, let value = reader.plainString() else { return false }
@@ -72,12 +72,22 @@ struct PayloadReader {
             }
             if key.elementsEqual("payload".utf8) {
                 guard payload == nil, reader.peek() == UInt8(ascii: "{") else { return false }
-                payload = reader.index
+                let start = reader.index
+                guard reader.skipValue() else { return false }
+                payload = start..<reader.index
+                return true
             }
             return reader.skipValue()
         }
         guard complete, let type, let payload else { return nil }
         return (type, payload)
+    }
+
+    /// The bytes of the top-level `payload` object exactly as produced; nil unless the message
+    /// plainly has one (a plain `type` string and one `payload` object, keys without escapes).
+    static func payloadRange(_ bytes: [UInt8]) -> Range<Int>? {
+        var reader = PayloadReader(bytes)
+        return reader.typeAndPayload()?.1
     }
 
     /// The member `name` of the object that starts here, read by `read`, and its byte range; nil

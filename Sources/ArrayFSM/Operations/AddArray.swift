@@ -11,6 +11,9 @@ public struct AddArray: ArrayOperation {
 
     /// The longest array name accepted (Jobmon's column is 255 characters).
     public static let maxNameLength = 255
+    /// The most bytes an array name may take (255 four-byte characters): one character can carry
+    /// any number of combining marks.
+    public static let maxNameBytes = 4 * maxNameLength
 
     public init(workflowID: Int64, taskTemplateVersionID: Int64, maxConcurrentlyRunning: Int32 = .max, name: String) {
         self.workflowID = workflowID
@@ -31,6 +34,7 @@ public struct AddArray: ArrayOperation {
         guard maxConcurrentlyRunning >= 0 else {
             throw .invalid("max_concurrently_running must be 0 or more, got \(maxConcurrentlyRunning)")
         }
+        try Check.text(name, "name", maxBytes: Self.maxNameBytes)
         guard name.count <= Self.maxNameLength else {
             throw .invalid("name is \(name.count) characters; at most \(Self.maxNameLength) are allowed")
         }

@@ -48,13 +48,12 @@ public struct LogArrayDistributorID: ArrayOperation {
         } else {
             try Check.ids(Array(distributorIDs.keys), "distributor_ids")
         }
-        if let tooLong = (distributorIDs.values + (byStep?.distributorIDs.values.map { $0 } ?? [])).first(where: { $0.utf8.count > Self.maxTextLength }) {
-            throw .invalid("distributor id of \(tooLong.utf8.count) bytes is longer than \(Self.maxTextLength)")
+        for value in distributorIDs.values { try Check.text(value, "distributor id", maxBytes: Self.maxTextLength) }
+        if let byStep {
+            for value in byStep.distributorIDs.values { try Check.text(value, "distributor id", maxBytes: Self.maxTextLength) }
         }
         for (field, template) in [("stdout", stdout), ("stderr", stderr)] {
-            if let template, template.utf8.count > Self.maxTextLength {
-                throw .invalid("\(field) template is longer than \(Self.maxTextLength) bytes")
-            }
+            if let template { try Check.text(template, "\(field) template", maxBytes: Self.maxTextLength) }
         }
     }
 

@@ -13,6 +13,13 @@ public struct OperationError: Error, Sendable, Hashable, CustomStringConvertible
         case batchNotFound = "batch_not_found"
         /// Some task ids do not exist or belong to another array.
         case tasksNotInArray = "tasks_not_in_array"
+        /// The command's `reply_to` is outside the topics serve may publish replies to.
+        case replyToNotAllowed = "reply_to_not_allowed"
+        /// The `command_id` was applied before to a command of another type, key or payload.
+        case commandIDReused = "command_id_reused"
+        /// The database kept failing on the command with an error that is neither the command's
+        /// fault nor an outage (the message carries the SQLSTATE and the server's text).
+        case databaseError = "database_error"
     }
 
     public var code: Code
@@ -71,6 +78,15 @@ enum Check {
         if let bad = values.first(where: { $0 < 1 }) {
             throw .invalid("\(field) must hold positive ids, got \(bad)")
         }
+    }
+
+    /// A string PostgreSQL's `text` can store and within `maxBytes` UTF-8 bytes: a NUL, or a value
+    /// past the column's limit, would fail the batch's statement instead of this one command.
+    static func text(_ value: String, _ field: String, maxBytes: Int) throws(OperationError) {
+        guard value.utf8.count <= maxBytes else {
+            throw .invalid("\(field) is \(value.utf8.count) bytes; at most \(maxBytes) UTF-8 bytes are allowed")
+        }
+        guard !value.utf8.contains(0) else { throw .invalid("\(field) must not contain a NUL character (\\u0000)") }
     }
 
     static func batchNumber(_ value: Int32) throws(OperationError) {
