@@ -33,6 +33,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Results topic (env ARRAYFSM_RESULTS_TOPIC)") var resultsTopic: String?
     @Option(help: "Transitions topic (env ARRAYFSM_TRANSITIONS_TOPIC)") var transitionsTopic: String?
     @Option(help: "Dead-letter topic (env ARRAYFSM_DLQ_TOPIC)") var dlqTopic: String?
+    @Option(help: "A command's reply_to must start with this (env ARRAYFSM_REPLY_TOPIC_PREFIX; default arrayfsm.replies.)")
+    var replyTopicPrefix: String?
+    @Option(help: "Transactions a batch gets for an unexpected database error before its commands go one by one (env ARRAYFSM_DATABASE_ERROR_ATTEMPTS; default 3)")
+    var databaseErrorAttempts: Int?
+    @Option(help: "Processed command ids are kept this long for repeats (env ARRAYFSM_PROCESSED_COMMAND_RETENTION_SECONDS; default 604800)")
+    var processedCommandRetentionSeconds: Int?
     @Option(help: "Largest command accepted in bytes (env ARRAYFSM_MAX_MESSAGE_BYTES; default 1048576)") var maxMessageBytes: Int?
     @Option(help: "Database connections (env ARRAYFSM_DATABASE_CONNECTIONS; default 4)") var databaseConnections: Int?
     @Option(help: "work_mem of serve's database sessions (env ARRAYFSM_DATABASE_WORK_MEM; default \(DatabaseURL.batchWorkMem))")
@@ -53,6 +59,8 @@ struct ServeCommand: AsyncParsableCommand {
         topics.results = Environment.value(resultsTopic, "ARRAYFSM_RESULTS_TOPIC") ?? topics.results
         topics.transitions = Environment.value(transitionsTopic, "ARRAYFSM_TRANSITIONS_TOPIC") ?? topics.transitions
         topics.deadLetters = Environment.value(dlqTopic, "ARRAYFSM_DLQ_TOPIC") ?? topics.deadLetters
+        topics.replyPrefix = Environment.value(replyTopicPrefix, "ARRAYFSM_REPLY_TOPIC_PREFIX") ?? topics.replyPrefix
+        if let problem = topics.misconfiguration { throw ValidationError(problem) }
         let properties = try Environment.kafkaProperties(kafkaProperties)
         let groupName = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
 
@@ -76,7 +84,8 @@ struct ServeCommand: AsyncParsableCommand {
         let database = ArrayDatabase(client: client)
         let processor = CommandBatchProcessor(
             database: database, topics: topics,
-            maxMessageBytes: try Environment.int(maxMessageBytes, "ARRAYFSM_MAX_MESSAGE_BYTES") ?? (1 << 20))
+            maxMessageBytes: try Environment.int(maxMessageBytes, "ARRAYFSM_MAX_MESSAGE_BYTES") ?? (1 << 20),
+            maxAttempts: try Environment.int(databaseErrorAttempts, "ARRAYFSM_DATABASE_ERROR_ATTEMPTS") ?? 3)
         let timeoutSeconds = try Environment.int(batchTimeoutSeconds, "ARRAYFSM_BATCH_TIMEOUT_SECONDS") ?? 120
         let watchdog = timeoutSeconds <= 0 ? nil : StallWatchdog(timeout: .seconds(timeoutSeconds)) { _ in
             // Crash-only: a stuck step cannot be freed from inside, and a graceful shutdown would
@@ -103,7 +112,11 @@ struct ServeCommand: AsyncParsableCommand {
             observer: metrics, watchdog: watchdog, logger: logger)
         let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, metrics: metrics, logger: logger)
 
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
+        let retentionSeconds = try Environment.int(processedCommandRetentionSeconds, "ARRAYFSM_PROCESSED_COMMAND_RETENTION_SECONDS") ?? 604_800
+        guard retentionSeconds > 0 else { throw ValidationError("--processed-command-retention-seconds must be positive") }
+        let retention = ProcessedCommandRetention(database: database, retention: .seconds(retentionSeconds), logger: logger)
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client), .init(service: retention)]
         let port = try Environment.int(metricsPort, "ARRAYFSM_METRICS_PORT") ?? 9464
         if port > 0 {
             services.append(.init(service: HTTPEndpoint(

@@ -439,6 +439,42 @@ import Testing
         }
     }
 
+    @Test func aCommandThatKeepsFailingOnAnUnexpectedErrorIsAnsweredAndTheRestApplied() async throws {
+        try await TestPostgres.withDatabase { db in
+            let processor = CommandBatchProcessor(database: db, retryDelay: .milliseconds(1))
+            let poisoned = try await ArrayFixture.make(db, tasks: 2)
+            let healthy = try await ArrayFixture.make(db, tasks: 2)
+            // An internal error (XX000) for one array's tasks: neither the data's fault nor an outage.
+            try await db.client.query(
+                PostgresQuery(unsafeSQL: """
+                CREATE FUNCTION fail_array() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.array_id = \(poisoned.arrayID) THEN RAISE EXCEPTION 'disk says no' USING ERRCODE = 'XX000'; END IF;
+                    RETURN NEW;
+                END $$
+                """), logger: logger)
+            try await db.client.query(
+                "CREATE TRIGGER fail_array BEFORE UPDATE ON task FOR EACH ROW EXECUTE FUNCTION fail_array()", logger: logger)
+            let batch = [poisoned, healthy].enumerated().map { n, fixture in
+                message(CommandMessage.json("record_array_batch_num", id: "c-\(n)", payload: [
+                    "array_id": fixture.arrayID, "task_ids": fixture.taskIDs, "task_resources_id": 1, "workflow_run_id": 1]),
+                    key: CommandMessage.key(arrayID: fixture.arrayID), offset: Int64(n))
+            }
+            let outcome = try await processor.process(batch, logger: logger)
+            #expect(outcome.fellBackToSingles)
+            #expect(outcome.commands.map(\.status) == ["rejected", "ok"])
+            #expect(try await db.taskCounts(arrayID: poisoned.arrayID) == ["G": 2], "nothing half-applied")
+            #expect(try await db.taskCounts(arrayID: healthy.arrayID) == ["Q": 2])
+            let results = try await outbox(db).filter { $0.topic == "arrayfsm.results" }.map { try json($0.value) }
+            let error = results.first { $0["command_id"] as? String == "c-0" }?["error"] as? [String: Any]
+            #expect(error?["code"] as? String == "database_error")
+            #expect((error?["message"] as? String)?.contains("XX000 disk says no") == true)
+            // Answered for good: a redelivery is a repeat, not another three attempts.
+            let again = try await processor.process([batch[0]], logger: logger)
+            #expect(again.commands.map(\.status) == ["duplicate"])
+        }
+    }
+
     @Test func stringsPostgreSQLCannotStoreAreRefusedBeforeAnySQL() async throws {
         try await TestPostgres.withDatabase { db in
             let processor = CommandBatchProcessor(database: db)
