@@ -17,7 +17,8 @@ import Metrics
 /// - `arrayfsm_outbox_depth`: events waiting to be published
 /// - `arrayfsm_outbox_published_total`: events published
 public struct ServiceMetrics: CommandObserver {
-    /// Every metric name, so tests can check that dashboards use only what exists.
+    /// Every metric name, so tests can check that dashboards use only what exists; each has its
+    /// `# HELP` text in ``help`` (ServiceMetrics+Help.swift).
     public static let names = [
         "arrayfsm_commands_total", "arrayfsm_dead_letters_total", "arrayfsm_transitions_total", "arrayfsm_batch_commands",
         "arrayfsm_db_transaction_seconds", "arrayfsm_end_to_end_seconds", "arrayfsm_batch_failures_total",

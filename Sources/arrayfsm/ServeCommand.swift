@@ -101,7 +101,7 @@ struct ServeCommand: AsyncParsableCommand {
             .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
         ]
         factory.defaultValueHistogramBuckets = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
-        MetricsSystem.bootstrap(factory)
+        MetricsSystem.bootstrap(HelpTextMetricsFactory(factory, help: ServiceMetrics.help))
         let registry = factory.registry
         let metrics = ServiceMetrics()
 
