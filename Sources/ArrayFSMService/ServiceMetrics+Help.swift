@@ -12,5 +12,7 @@ extension ServiceMetrics {
         "arrayfsm_consumer_lag": "Messages behind on the commands topic, over this instance's assigned partitions.",
         "arrayfsm_outbox_depth": "Events waiting in the outbox table (shared by all instances: the same value on each).",
         "arrayfsm_outbox_published_total": "Events this instance's outbox relay published.",
+        "arrayfsm_processed_commands_rows": "Rows in the processed-commands table (PostgreSQL's live-row statistic), sampled by the retention sweep.",
+        "arrayfsm_processed_commands_deleted_total": "Processed-command rows this instance deleted past the retention.",
     ]
 }

@@ -16,6 +16,8 @@ import Metrics
 /// - `arrayfsm_consumer_lag`: messages behind on the commands topic, all assigned partitions
 /// - `arrayfsm_outbox_depth`: events waiting to be published
 /// - `arrayfsm_outbox_published_total`: events published
+/// - `arrayfsm_processed_commands_rows`, `arrayfsm_processed_commands_deleted_total`: the
+///   processed-commands table and its retention (``ProcessedCommandRetention``)
 public struct ServiceMetrics: CommandObserver {
     /// Every metric name, so tests can check that dashboards use only what exists; each has its
     /// `# HELP` text in ``help`` (ServiceMetrics+Help.swift).
@@ -23,6 +25,7 @@ public struct ServiceMetrics: CommandObserver {
         "arrayfsm_commands_total", "arrayfsm_dead_letters_total", "arrayfsm_transitions_total", "arrayfsm_batch_commands",
         "arrayfsm_db_transaction_seconds", "arrayfsm_end_to_end_seconds", "arrayfsm_batch_failures_total",
         "arrayfsm_consumer_lag", "arrayfsm_outbox_depth", "arrayfsm_outbox_published_total",
+        "arrayfsm_processed_commands_rows", "arrayfsm_processed_commands_deleted_total",
     ]
 
     let batchCommands = Recorder(label: "arrayfsm_batch_commands", aggregate: true)
