@@ -22,6 +22,32 @@ import Testing
         return byID
     }
 
+    @Test func aReplyToTheCommandsTopicIsRefusedAndNeverLoops() async throws {
+        try await TestPostgres.withDatabase { db in
+            let harness = try ServiceHarness(database: db)
+            try harness.startServer()
+            let array = try await ArrayFixture.make(db, tasks: 1)
+            let key = CommandMessage.key(arrayID: array.arrayID)
+            // The command that used to make serve answer into its own input, forever.
+            try await harness.produce([
+                (key, CommandMessage.json("get_array_max_concurrently_running", id: "L", payload: ["array_id": array.arrayID],
+                                          replyTo: harness.topics.commands)),
+                (key, CommandMessage.json("get_array_max_concurrently_running", id: "R", payload: ["array_id": array.arrayID],
+                                          replyTo: "arrayfsm.replies.test")),
+            ])
+            let results = try await results(harness, for: ["L", "R"])
+            #expect(results["L"]?.map { ($0["error"] as? [String: Any])?["code"] as? String } == ["reply_to_not_allowed"])
+            #expect(results["R"]?.map { $0["status"] as? String } == ["ok"])
+            let replies = try await harness.read("arrayfsm.replies.test", timeout: .seconds(30)) { !$0.isEmpty }
+            #expect(replies.map { $0.json["command_id"] as? String } == ["R"])
+            // Give a loop time to show: the commands topic still holds exactly what was produced.
+            try await Task.sleep(for: .seconds(3))
+            let commands = try await harness.read(harness.topics.commands, timeout: .seconds(5)) { $0.count > 2 }
+            #expect(commands.count == 2)
+            try await harness.shutdown()
+        }
+    }
+
     @Test func everyCommandTypeThroughKafkaWithEventsAndRows() async throws {
         try await TestPostgres.withDatabase { db in
             let harness = try ServiceHarness(database: db)
