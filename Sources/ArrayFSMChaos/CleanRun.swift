@@ -24,12 +24,17 @@ struct CleanRun {
             _ = try await processor.process(Array(messages[start..<min(start + 50, messages.count)]), logger: logger)
         }
         var ledger = EventLedger()
-        let rows = try await client.query("SELECT id, topic, value FROM arrayfsm_outbox ORDER BY id", logger: logger)
-        for try await (id, topic, value) in rows.decode((Int64, String, ByteBuffer).self) {
+        let rows = try await client.query("SELECT id, topic, key, value FROM arrayfsm_outbox ORDER BY id", logger: logger)
+        for try await (id, topic, key, value) in rows.decode((Int64, String, ByteBuffer?, ByteBuffer).self) {
             let bytes = Array(value.readableBytesView)
+            let keyBytes = key.map { Array($0.readableBytesView) }
             switch topic {
-            case topics.results: ledger.addResult(bytes)
-            case topics.transitions: ledger.addTransition(bytes)
+            case topics.results:
+                ledger.addResult(bytes)
+                ledger.addInOrder(topic: topic, key: keyBytes, bytes)
+            case topics.transitions:
+                ledger.addTransition(bytes)
+                ledger.addInOrder(topic: topic, key: keyBytes, bytes)
             case topics.deadLetters: ledger.addDeadLetter(source: "clean-\(id)")
             default: break
             }

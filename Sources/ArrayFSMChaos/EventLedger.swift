@@ -2,7 +2,8 @@ import Foundation
 
 /// What the events say, reduced to what two runs of the same workload must agree on: per command,
 /// its distinct result events and its answer; per command, how many ids moved per transition; the
-/// distinct dead letters. Re-published copies (same `event_id`) count once.
+/// distinct dead letters; per key, the order of its result and transition events. Re-published
+/// copies (same `event_id`) count once.
 struct EventLedger: Sendable {
     /// Command id → distinct result event ids (a multi-part result counts as one event).
     var resultEvents: [String: Set<String>] = [:]
@@ -15,7 +16,36 @@ struct EventLedger: Sendable {
     var refusals: [String: Set<String>] = [:]
     /// Dead letters, by where the message came from.
     var deadLetters: Set<String> = []
+    /// "topic key" → event ids in the order first seen (the clean run: outbox order, which is
+    /// commit order; the chaos run: offset order in the key's partition). Repeats are left out.
+    var orderByKey: [String: [String]] = [:]
     private var seenTransitionEvents: Set<String> = []
+    private var seenByKey: [String: Set<String>] = [:]
+
+    /// Notes an event of `topic` with `key` in the order it was written or read.
+    /// Events without a key have no order to keep (the partitioner spreads them) and are left out.
+    mutating func addInOrder(topic: String, key: [UInt8]?, _ value: [UInt8]) {
+        guard let key, let eventID = Self.object(value)?["event_id"] as? String else { return }
+        let name = "\(topic) \(String(decoding: key, as: UTF8.self))"
+        guard seenByKey[name, default: []].insert(eventID).inserted else { return }
+        orderByKey[name, default: []].append(eventID)
+    }
+
+    /// Per key, the first place where `observed` has two events in the other order than this
+    /// (expected) ledger; events only one side has are left out (they are reported as missing or
+    /// extra by the other checks). Empty when every key's order matches.
+    func orderViolations(in observed: EventLedger) -> [String] {
+        var violations: [String] = []
+        for (key, expected) in orderByKey.sorted(by: { $0.key < $1.key }) {
+            let got = observed.orderByKey[key] ?? []
+            let common = Set(expected).intersection(got)
+            let mine = expected.filter(common.contains)
+            let theirs = got.filter(common.contains)
+            guard let at = mine.indices.first(where: { mine[$0] != theirs[$0] }) else { continue }
+            violations.append("key \(key): event \(theirs[at]) published before \(mine[at]), the clean run committed them the other way round")
+        }
+        return violations
+    }
 
     mutating func addResult(_ value: [UInt8]) {
         guard let event = Self.object(value), let commandID = event["command_id"] as? String,

@@ -21,8 +21,17 @@ struct Oracle {
 
         // The events, deduplicated by event_id (and dead letters by where they came from).
         var observed = EventLedger()
-        for record in try await reader.all(topics.results) { if let value = record.value { observed.addResult(value) } }
-        for record in try await reader.all(topics.transitions) { if let value = record.value { observed.addTransition(value) } }
+        // Records come in offset order per partition, and a key lives in one partition.
+        for record in try await reader.all(topics.results) {
+            guard let value = record.value else { continue }
+            observed.addResult(value)
+            observed.addInOrder(topic: topics.results, key: record.key, value)
+        }
+        for record in try await reader.all(topics.transitions) {
+            guard let value = record.value else { continue }
+            observed.addTransition(value)
+            observed.addInOrder(topic: topics.transitions, key: record.key, value)
+        }
         for record in try await reader.all(topics.deadLetters) {
             let source = ["arrayfsm-source-partition", "arrayfsm-source-offset"].map { name in
                 record.headers.first { $0.name == name }.flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } } ?? "?"
@@ -55,6 +64,7 @@ struct Oracle {
             report.violations.append("\(observed.deadLetters.count) distinct dead letters, the clean run \(expected.deadLetters.count)")
         }
         if report.commandsLost > 0 { report.violations.append("\(report.commandsLost) commands have no result") }
+        report.violations += expected.orderViolations(in: observed)
 
         // The database equals the clean run's (task instance ids differ: compare by natural keys).
         let chaosState = try await DatabaseState.read(client, logger: logger)

@@ -62,13 +62,14 @@ public final class ArrayFSMServer: Service, Sendable {
                 do {
                     try await group.waitForAll()
                 } catch {
-                    await producer.close()  // failed for good: nothing more will be delivered
+                    await relay.producer.close()  // failed for good: nothing more will be delivered
                     throw error
                 }
                 logger.info("consumer closed; publishing what is left in the outbox")
                 let published = try await relay.drain()
-                try? await producer.flush(timeout: .seconds(10))
-                await producer.close()
+                // The relay's producer now: it replaces its own after a gap-less guarantee failure.
+                try? await relay.producer.flush(timeout: .seconds(10))
+                await relay.producer.close()
                 logger.info("stopped cleanly", metadata: ["published_at_shutdown": "\(published)"])
             }
         } onGracefulShutdown: { [self] in
@@ -77,20 +78,38 @@ public final class ArrayFSMServer: Service, Sendable {
         }
     }
 
-    /// Every 5 seconds: consumer lag, outbox depth, and events published since the last sample.
+    /// Every 5 seconds: consumer lag, outbox depth and parked rows, and what the relay counted
+    /// since the last sample.
     func sampleGauges(_ metrics: ServiceMetrics) async {
-        var lastPublished = 0
+        var last = RelayCounts()
         while !Task.isCancelled {
             // Guarded like the relay's own steps: the group waits for this task at shutdown.
-            let depth = try? await relay.watchdog.guarding("outbox depth sample", logger: logger) {
+            let counts = try? await relay.watchdog.guarding("outbox depth sample", logger: logger) {
                 try await relay.database.client.withConnection { connection in
-                    try await Outbox.depth(on: connection, logger: logger)
+                    try await Outbox.counts(on: connection, logger: logger)
                 }
             }
-            let published = relay.published.load(ordering: .relaxed)
-            metrics.sample(consumerLag: consumer.lag, outboxDepth: depth, publishedSinceLast: published - lastPublished)
-            lastPublished = published
+            let now = RelayCounts(relay)
+            metrics.sample(consumerLag: consumer.lag, outboxDepth: counts?.waiting, parkedRows: counts?.parked,
+                           publishedSinceLast: now.published - last.published,
+                           failuresSinceLast: now.failures - last.failures, parkedSinceLast: now.parked - last.parked)
+            last = now
             try? await Task.sleep(for: .seconds(5))
+        }
+    }
+
+    /// The relay's counters at one moment.
+    struct RelayCounts {
+        var published = 0
+        var failures = 0
+        var parked = 0
+
+        init() {}
+
+        init(_ relay: OutboxRelay) {
+            published = relay.published.load(ordering: .relaxed)
+            failures = relay.deliveryFailures.load(ordering: .relaxed)
+            parked = relay.parked.load(ordering: .relaxed)
         }
     }
 }

@@ -11,6 +11,14 @@ import Synchronization
 /// the loop retries with backoff: nothing is skipped. A rebalance is handled by the poll itself:
 /// a `revoked` event ends the poll after which this loop finishes the batch it holds, stores its
 /// offsets, and the next poll commits them before the partitions go.
+///
+/// Back-pressure: while the outbox holds more than `maxOutboxRows` rows waiting to be published
+/// (the relay cannot keep up, or cannot publish at all), the loop pauses fetching from its
+/// assigned partitions and keeps polling — so it stays in the group, `max.poll.interval.ms` never
+/// runs out, and nothing is half-applied — and resumes once the waiting rows are down to
+/// `resumeFraction` of the limit. Parked rows do not count: the relay no longer reads them, so
+/// they never drain by themselves, and counting them would let a few undeliverable events stop
+/// all consumption until an operator steps in.
 public final class CommandConsumer: Sendable {
     let consumer: KafkaConsumer
     let processor: CommandBatchProcessor
@@ -22,8 +30,21 @@ public final class CommandConsumer: Sendable {
     let observer: (any CommandObserver)?
     /// Guards each batch, and the fetching of waiting commands; nil: neither is watched.
     let watchdog: StallWatchdog?
-    /// When the last poll returned messages (or the loop started).
+    /// When the last poll returned messages (or the loop started, or resumed).
     private let lastMessages = Mutex(ContinuousClock.now)
+    /// Waiting outbox rows above which fetching pauses; nil: never.
+    let maxOutboxRows: Int?
+    /// Fetching resumes at or below this share of `maxOutboxRows`.
+    let resumeFraction = 0.8
+    /// How often the outbox is counted against `maxOutboxRows`.
+    let outboxCheckInterval: Duration
+    private let paused = Atomic<Bool>(false)
+
+    /// Whether fetching is paused because the outbox is over `maxOutboxRows`.
+    public var isPaused: Bool { paused.load(ordering: .relaxed) }
+
+    /// Partitions assigned to this member now (empty when it has none, or cannot tell).
+    public var assignedPartitions: [KafkaTopicPartition] { (try? consumer.assignment()) ?? [] }
 
     /// - Parameters:
     ///   - watchdog: a batch that outlives its timeout is stuck (e.g. on a database connection that
@@ -31,11 +52,17 @@ public final class CommandConsumer: Sendable {
     ///     long while commands wait. `serve` exits then and its supervisor restarts it: no offsets
     ///     were committed for the batch, so it is redelivered and the processed-commands table
     ///     keeps it exactly-once.
+    ///   - maxOutboxRows: waiting outbox rows above which fetching pauses (needs `relay`); nil or
+    ///     0: never pause.
+    ///   - outboxCheckInterval: how often the outbox is counted for that.
     public init(
         consumer: KafkaConsumer, processor: CommandBatchProcessor, relay: OutboxRelay?, topics: Topics,
         maxBatch: Int = 500, maxWait: Duration = .milliseconds(20), observer: (any CommandObserver)? = nil,
-        watchdog: StallWatchdog? = nil, logger: Logger
+        watchdog: StallWatchdog? = nil, maxOutboxRows: Int? = nil, outboxCheckInterval: Duration = .milliseconds(500),
+        logger: Logger
     ) {
+        self.maxOutboxRows = maxOutboxRows.flatMap { $0 > 0 ? $0 : nil }
+        self.outboxCheckInterval = outboxCheckInterval
         self.watchdog = watchdog
         self.consumer = consumer
         self.processor = processor
@@ -58,8 +85,10 @@ public final class CommandConsumer: Sendable {
         defer { liveness?.cancel() }
         var backoff = Duration.milliseconds(100)
         var lastTransaction = Duration.zero
+        var lastOutboxCheck: ContinuousClock.Instant?
         defer { logger.info("command consumer stopped") }
         while !shouldStop() && !Task.isCancelled {
+            await applyBackpressure(lastCheck: &lastOutboxCheck)
             let polled = try await gather(afterTransactionOf: lastTransaction)
             guard !polled.isEmpty else { continue }
             lastMessages.withLock { $0 = .now }
@@ -106,7 +135,11 @@ public final class CommandConsumer: Sendable {
         /// Takes a poll's messages; false when the batch must go now: nothing came, or a rebalance
         /// event ended the poll (the partitions go at the next one, so what is held is applied first).
         func take(_ polled: KafkaPollResult) -> Bool {
-            for event in polled.rebalanceEvents { logger.info("rebalance", metadata: ["event": "\(event)"]) }
+            for event in polled.rebalanceEvents {
+                logger.info("rebalance", metadata: ["event": "\(event)"])
+                // A partition assigned while paused starts fetching: pause it too.
+                if case .assigned = event, isPaused { pauseFetching(true) }
+            }
             messages += polled.messages
             bytes += polled.messages.reduce(0) { $0 + ($1.value?.count ?? 0) }
             return !polled.messages.isEmpty && polled.rebalanceEvents.isEmpty
@@ -120,6 +153,49 @@ public final class CommandConsumer: Sendable {
             else { break }
         }
         return messages
+    }
+
+    /// Counts the waiting outbox rows every `outboxCheckInterval` and pauses or resumes fetching.
+    /// A failed count changes nothing (the database is down: the batches fail and retry anyway).
+    func applyBackpressure(lastCheck: inout ContinuousClock.Instant?) async {
+        guard let limit = maxOutboxRows, let relay else { return }
+        let now = ContinuousClock.now
+        if let lastCheck, now - lastCheck < outboxCheckInterval { return }
+        lastCheck = now
+        let waiting: Int
+        do {
+            waiting = try await watchdog.guarding("outbox size", logger: logger) {
+                try await relay.database.client.withConnection { connection in
+                    try await Outbox.waiting(upTo: limit + 1, on: connection, logger: logger)
+                }
+            }
+        } catch {
+            logger.warning("could not count the outbox", metadata: ["error": "\(error)"])
+            return
+        }
+        if !isPaused && waiting > limit {
+            logger.warning("the outbox is full: pausing the consumer until the relay catches up", metadata: [
+                "waiting": "more than \(limit)", "resume_at": "\(Int(Double(limit) * resumeFraction))",
+            ])
+            pauseFetching(true)
+        } else if isPaused && waiting <= Int(Double(limit) * resumeFraction) {
+            logger.info("the outbox has room again: resuming the consumer", metadata: ["waiting": "\(waiting)"])
+            pauseFetching(false)
+        }
+    }
+
+    /// Pauses or resumes fetching from every assigned partition (the loop keeps polling either way).
+    func pauseFetching(_ pause: Bool) {
+        let assigned = (try? consumer.assignment()) ?? []
+        do {
+            if !assigned.isEmpty {
+                if pause { try consumer.pause(assigned) } else { try consumer.resume(assigned) }
+            }
+        } catch {
+            logger.warning("could not \(pause ? "pause" : "resume") the assigned partitions", metadata: ["error": "\(error)"])
+        }
+        if !pause { lastMessages.withLock { $0 = .now } }
+        if paused.exchange(pause, ordering: .relaxed) != pause { observer?.consumerPaused(pause) }
     }
 
     /// A batch whose first poll brought this many bytes is a burst of large commands worth waiting for.
@@ -138,6 +214,8 @@ public final class CommandConsumer: Sendable {
         let timeout = watchdog.timeout
         while !Task.isCancelled {
             try? await Task.sleep(for: timeout / 2)
+            // Paused on purpose (the outbox is full): fetching nothing is expected.
+            if isPaused { continue }
             let quiet = ContinuousClock.now - lastMessages.withLock { $0 }
             guard quiet > timeout, let assigned = try? consumer.assignment(), !assigned.isEmpty else { continue }
             guard let committed = try? await consumer.committedOffsets(for: assigned) else { continue }
@@ -146,7 +224,7 @@ public final class CommandConsumer: Sendable {
                 guard let high = try? await consumer.watermarks(of: partition).high else { continue }
                 waiting += max(0, high - max(0, committed[partition] ?? 0))
             }
-            guard waiting > 0, ContinuousClock.now - lastMessages.withLock({ $0 }) > timeout else { continue }
+            guard waiting > 0, !isPaused, ContinuousClock.now - lastMessages.withLock({ $0 }) > timeout else { continue }
             logger.critical("no command fetched while commands wait on assigned partitions; the consumer is stuck", metadata: [
                 "quiet": "\(quiet)", "waiting": "\(waiting)", "partitions": "\(assigned.count)",
             ])
@@ -191,6 +269,12 @@ public final class CommandConsumer: Sendable {
 public protocol CommandObserver: Sendable {
     func batchApplied(_ outcome: CommandBatchProcessor.Outcome, messages: [IncomingCommand], duration: Duration)
     func batchFailed(_ error: any Error)
+    /// Fetching paused (true) or resumed (false) for back-pressure from the outbox.
+    func consumerPaused(_ isPaused: Bool)
+}
+
+extension CommandObserver {
+    public func consumerPaused(_ isPaused: Bool) {}
 }
 
 extension IncomingCommand {

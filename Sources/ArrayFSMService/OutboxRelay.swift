@@ -12,11 +12,32 @@ import Synchronization
 /// array's commands are applied by one consumer, one after the other). While it leads, it keeps
 /// up to ``maxRoundsInFlight`` rounds in flight: waiting for one round's delivery reports before
 /// reading the next put a whole broker acknowledgement (~40 ms on the mock cluster) into every
-/// event's latency. A round that fails deletes nothing: its rows are published again (same
-/// `event_id`s; consumers dedupe).
+/// event's latency.
+///
+/// A row whose delivery fails is not deleted: it is tried again after a backoff of its own
+/// (100 ms doubling to 5 s), and meanwhile the rows after it with the same topic and key are held
+/// back (one key's events keep their commit order) while every other row flows on. Each failure
+/// is counted on the row (`attempts`, first/last failure, the error). A row that failed at least
+/// ``minimumAttempts`` times, the first at least ``parkAfter`` ago, and last with other rows
+/// delivered since its previous failure (so the row is refused, not the broker unreachable) is *parked*: kept with its
+/// error, no longer read, until `arrayfsm outbox requeue` or `drop`. Its key's later rows then flow.
 public final class OutboxRelay: Sendable {
     let database: ArrayDatabase
-    let producer: KafkaProducer
+    private let currentProducer: Mutex<KafkaProducer>
+    /// Makes a new producer after a gap-less guarantee failure; nil: such a failure stops the relay.
+    let renewProducer: (@Sendable () throws -> KafkaProducer)?
+
+    /// The producer publishing now (a new one after a gap-less guarantee failure).
+    public var producer: KafkaProducer { currentProducer.withLock { $0 } }
+
+    /// librdkafka properties the relay's producer needs, under the operator's.
+    ///
+    /// `enable.gapless.guarantee`: when a batch of a partition fails for good (the broker refused
+    /// it: too large, not authorised, …), the idempotent producer would otherwise bump its epoch
+    /// and deliver the batches after it — a key's later events before its earlier ones, which no
+    /// re-publishing can undo. With it the producer fails fatally instead, delivering nothing more;
+    /// the relay counts the refused rows, replaces the producer and publishes again in order.
+    public static let producerProperties = ["enable.gapless.guarantee": "true"]
     let batchSize: Int
     let idleInterval: Duration
     /// Rounds sent and not yet acknowledged, at most; librdkafka's idempotent producer keeps
@@ -30,16 +51,62 @@ public final class OutboxRelay: Sendable {
     private let wakeUps: Mutex<AsyncStream<Void>?>
 
     /// Any 64-bit constant unique to the relay's lock.
-    static let lockKey: Int64 = 0x6172_7261_7972_6C79  // "arrayrly"
+    public static let lockKey: Int64 = 0x6172_7261_7972_6C79  // "arrayrly"
 
     /// Messages published since start (for metrics).
     public let published = Atomic<Int>(0)
+    /// Failed delivery attempts since start (for metrics).
+    public let deliveryFailures = Atomic<Int>(0)
+    /// Rows this instance parked since start (for metrics).
+    public let parked = Atomic<Int>(0)
 
+    /// How long a row keeps failing before it may be parked.
+    public let parkAfter: Duration
+    /// Failed attempts a row needs before it may be parked.
+    public let minimumAttempts: Int
+
+    /// A row that failed and waits for its next attempt.
+    struct Backoff {
+        var topic: String
+        var key: [UInt8]?
+        var retryAt: ContinuousClock.Instant
+        /// When its last failure was settled.
+        var failedAt: ContinuousClock.Instant
+    }
+
+    /// The leader's per-row state: failed rows by id, and when it last saw a delivery.
+    struct Retries {
+        var backoffs: [Int64: Backoff] = [:]
+        var lastDelivery: ContinuousClock.Instant?
+
+        /// Rows not to read now: backing off until later.
+        func waiting(at now: ContinuousClock.Instant) -> Set<Int64> {
+            Set(backoffs.lazy.filter { $0.value.retryAt > now }.map(\.key))
+        }
+
+        /// Keys held back behind a failed row (null keys have no order to keep).
+        var holds: [Outbox.Hold] {
+            backoffs.compactMap { id, backoff in backoff.key.map { Outbox.Hold(id: id, topic: backoff.topic, key: $0) } }
+        }
+    }
+
+    private let retries = Mutex(Retries())
+
+    /// - Parameters:
+    ///   - parkAfter: a row failing at least this long (and ``minimumAttempts`` times, while others
+    ///     are delivered) is parked.
+    ///   - minimumAttempts: failed attempts before a row may be parked.
+    ///   - renewProducer: makes a replacement producer (configured with ``producerProperties``)
+    ///     after a gap-less guarantee failure; nil: every fatal producer error stops the relay.
     public init(database: ArrayDatabase, producer: KafkaProducer, batchSize: Int = 2000,
-                idleInterval: Duration = .milliseconds(100), watchdog: StallWatchdog? = nil, logger: Logger) {
+                idleInterval: Duration = .milliseconds(100), parkAfter: Duration = .seconds(300), minimumAttempts: Int = 3,
+                renewProducer: (@Sendable () throws -> KafkaProducer)? = nil, watchdog: StallWatchdog? = nil, logger: Logger) {
+        self.renewProducer = renewProducer
+        self.parkAfter = parkAfter
+        self.minimumAttempts = minimumAttempts
         self.database = database
         self.watchdog = watchdog
-        self.producer = producer
+        self.currentProducer = Mutex(producer)
         self.batchSize = batchSize
         self.idleInterval = idleInterval
         self.logger = logger
@@ -76,9 +143,11 @@ public final class OutboxRelay: Sendable {
             while await signals.next() != nil {
                 if Task.isCancelled { break }
                 do {
-                    _ = try await asLeader { connection in
+                    let led = try await asLeader { connection in
                         try await publishPipelined(on: connection) { await signals.next() != nil }
                     }
+                    // Another relay leads: its own failures and backoffs apply, not this one's.
+                    if led == nil { retries.withLock { $0 = Retries() } }
                     backoff = .milliseconds(100)
                 } catch {
                     if let fatal = producer.currentFatalError {
@@ -96,17 +165,31 @@ public final class OutboxRelay: Sendable {
 
     /// Delivery reports of rounds in flight, filled on the producer's delivery thread.
     final class Acknowledgements: Sendable {
+        struct Failed {
+            var row: Outbox.Row
+            var error: KafkaError
+            var sentAt: ContinuousClock.Instant
+        }
         struct State {
             var delivered: [Int64] = []
+            var failed: [Failed] = []
             var rounds = 0
-            var failure: KafkaError?
         }
         let state = Mutex(State())
 
-        func record(_ ids: [Int64], _ report: KafkaDeliveryReport) {
+        func record(_ rows: [Outbox.Row], sentAt: ContinuousClock.Instant, _ report: KafkaDeliveryReport) {
             state.withLock { state in
                 state.rounds += 1
-                if report.isComplete { state.delivered += ids } else { state.failure = state.failure ?? report.failures.first }
+                if report.isComplete {
+                    state.delivered += rows.map(\.id)
+                    return
+                }
+                var failed = Set<Int>()
+                for failure in report.failed {
+                    failed.insert(failure.index)
+                    state.failed.append(Failed(row: rows[failure.index], error: failure.error, sentAt: sentAt))
+                }
+                for (index, row) in rows.enumerated() where !failed.contains(index) { state.delivered.append(row.id) }
             }
         }
 
@@ -116,7 +199,7 @@ public final class OutboxRelay: Sendable {
     }
 
     /// Leads until the outbox is empty and every round is acknowledged: reads rows not already in
-    /// flight, sends them without waiting, deletes each round's rows when its reports arrive.
+    /// flight, sends them without waiting, settles each round when its reports arrive.
     /// `nextSignal` waits for a commit notification or an acknowledgement; false means stop.
     func publishPipelined(on connection: PostgresConnection, nextSignal: () async -> Bool) async throws {
         let acknowledgements = Acknowledgements()
@@ -129,27 +212,25 @@ public final class OutboxRelay: Sendable {
             if rounds > 0 { logger.debug("relay leaves rounds in flight", metadata: ["rounds": "\(rounds)"]) }
         }
         while true {
+            if let fatal = producer.currentFatalError {
+                try await recover(from: fatal, acknowledgements, on: connection)
+            }
             let acknowledged = acknowledgements.take()
             rounds -= acknowledged.rounds
             inFlight.subtract(acknowledged.delivered)
-            try await watchdog.guarding("outbox delete", logger: logger) {
-                try await Outbox.delete(acknowledged.delivered, on: connection, logger: logger)
-            }
-            published.add(acknowledged.delivered.count, ordering: .relaxed)
-            if let failure = acknowledged.failure { throw failure }
+            inFlight.subtract(acknowledged.failed.map(\.row.id))
+            try await settle(acknowledged, on: connection)
 
             var rows: [Outbox.Row] = []
             if rounds < maxRoundsInFlight && !stopping {
-                rows = try await watchdog.guarding("outbox read", logger: logger) {
-                    try await Outbox.oldest(batchSize, excluding: inFlight, on: connection, logger: logger)
-                }
+                rows = try await readRound(excluding: inFlight, on: connection)
             }
             if !rows.isEmpty {
-                let ids = rows.map(\.id)
-                inFlight.formUnion(ids)
+                inFlight.formUnion(rows.map(\.id))
                 rounds += 1
-                try await producer.enqueue(rows.map(\.outgoing)) { [wakeUp] report in
-                    acknowledgements.record(ids, report)
+                let sentAt = ContinuousClock.now
+                try await producer.enqueue(rows.map(\.outgoing)) { [wakeUp, rows] report in
+                    acknowledgements.record(rows, sentAt: sentAt, report)
                     wakeUp.yield()
                 }
                 if rows.count == batchSize { continue }
@@ -162,6 +243,119 @@ public final class OutboxRelay: Sendable {
                 stopping = true
             }
         }
+    }
+
+    /// The next round: the oldest rows not in flight, not backing off, not behind a failed row of
+    /// their key. Forgets failed rows that are gone (deleted or parked by another instance, or an
+    /// operator) when the read shows them no longer waiting.
+    func readRound(excluding inFlight: Set<Int64>, on connection: PostgresConnection) async throws -> [Outbox.Row] {
+        let now = ContinuousClock.now
+        let (backingOff, holds) = retries.withLock { ($0.waiting(at: now), $0.holds) }
+        let rows = try await watchdog.guarding("outbox read", logger: logger) {
+            try await Outbox.oldest(batchSize, excluding: inFlight.union(backingOff), behind: holds, on: connection, logger: logger)
+        }
+        if !holds.isEmpty && rows.count < batchSize {
+            // Every waiting row not excluded was returned: a due failed row not among them is gone.
+            let returned = Set(rows.map(\.id))
+            retries.withLock { retries in
+                for (id, backoff) in retries.backoffs
+                where backoff.retryAt <= now && !inFlight.contains(id) && !returned.contains(id) {
+                    retries.backoffs[id] = nil
+                }
+            }
+        }
+        return rows
+    }
+
+    /// Settles acknowledged rounds: deletes the delivered rows, counts the failed ones on their
+    /// rows (parking those that qualify) and backs them off.
+    /// Failures that only follow from a fatal producer error are not the rows' fault: they are
+    /// neither counted nor backed off (the caller deals with the producer).
+    func settle(_ acknowledged: Acknowledgements.State, on connection: PostgresConnection) async throws {
+        var acknowledged = acknowledged
+        acknowledged.failed.removeAll { $0.error.isCollateralOfFatalError }
+        try await watchdog.guarding("outbox delete", logger: logger) {
+            try await Outbox.delete(acknowledged.delivered, on: connection, logger: logger)
+        }
+        published.add(acknowledged.delivered.count, ordering: .relaxed)
+        let now = ContinuousClock.now
+        if !acknowledged.delivered.isEmpty {
+            retries.withLock { retries in
+                retries.lastDelivery = now
+                guard !retries.backoffs.isEmpty else { return }
+                for id in acknowledged.delivered { retries.backoffs[id] = nil }
+            }
+        }
+        guard !acknowledged.failed.isEmpty else { return }
+        deliveryFailures.add(acknowledged.failed.count, ordering: .relaxed)
+        // Others delivered since this row's previous failure (or, the first time, since it was sent).
+        let failures = retries.withLock { retries in
+            acknowledged.failed.map { failed in
+                let since = retries.backoffs[failed.row.id]?.failedAt ?? failed.sentAt
+                return Outbox.Failure(id: failed.row.id, error: "\(failed.error.name): \(failed.error.message)",
+                                      othersDelivered: retries.lastDelivery.map { $0 >= since } ?? false)
+            }
+        }
+        let attempts = try await watchdog.guarding("outbox failures", logger: logger) {
+            try await Outbox.recordFailures(failures, parkAfter: parkAfter, minimumAttempts: minimumAttempts,
+                                            on: connection, logger: logger)
+        }
+        let rows = Dictionary(acknowledged.failed.map { ($0.row.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var parkedNow: [Int64] = []
+        retries.withLock { retries in
+            for failed in acknowledged.failed { retries.backoffs[failed.row.id] = nil }
+            for attempt in attempts {
+                guard let failed = rows[attempt.id] else { continue }
+                if attempt.parked {
+                    parkedNow.append(attempt.id)
+                    continue
+                }
+                retries.backoffs[attempt.id] = Backoff(
+                    topic: failed.row.message.topic, key: failed.row.message.key,
+                    retryAt: now + Self.retryDelay(afterAttempts: attempt.attempts), failedAt: now)
+            }
+        }
+        let first = acknowledged.failed[0]
+        logger.warning("outbox rows not delivered; each is retried after a backoff of its own", metadata: [
+            "rows": "\(acknowledged.failed.count)", "id": "\(first.row.id)", "topic": "\(first.row.message.topic)",
+            "error": "\(first.error)",
+        ])
+        if !parkedNow.isEmpty {
+            parked.add(parkedNow.count, ordering: .relaxed)
+            logger.error("outbox rows parked: they kept failing while others were delivered; see arrayfsm outbox list", metadata: [
+                "ids": "\(parkedNow.sorted())", "error": "\(rows[parkedNow[0]]!.error)",
+            ])
+        }
+    }
+
+    /// The relay's producer failed fatally. A gap-less guarantee failure (a batch refused for good,
+    /// nothing after it delivered) is recovered from: the old producer is closed, which reports
+    /// every message it still held, the refused rows are counted and backed off like any failure
+    /// (their keys held back), and a new producer takes over; the rounds in flight are abandoned
+    /// and their rows read again, in order. Any other fatal error is rethrown: the relay stops.
+    /// - Throws: always — ``ProducerRenewed`` after a recovery, else `fatal`.
+    func recover(from fatal: KafkaError, _ acknowledgements: Acknowledgements, on connection: PostgresConnection) async throws -> Never {
+        guard fatal.code == KafkaError.gaplessGuaranteeCode, let renewProducer else { throw fatal }
+        let old = producer
+        await old.close(timeout: .seconds(2))
+        try await settle(acknowledgements.take(), on: connection)
+        let renewed = try renewProducer()
+        currentProducer.withLock { $0 = renewed }
+        logger.warning("a batch was refused for good; the relay replaced its producer to keep per-key order", metadata: [
+            "error": "\(fatal)",
+        ])
+        throw ProducerRenewed(cause: fatal)
+    }
+
+    /// The relay replaced its producer; the leader starts over with the new one.
+    struct ProducerRenewed: Error, CustomStringConvertible {
+        var cause: KafkaError
+        var description: String { "producer replaced after \(cause)" }
+    }
+
+    /// A failed row's wait before its next attempt: 100 ms, doubling, at most 5 s.
+    static func retryDelay(afterAttempts attempts: Int) -> Duration {
+        min(.milliseconds(100) * (1 << min(max(attempts - 1, 0), 6)), .seconds(5))
     }
 
     /// Publishes everything in the outbox now; returns how many messages were published.
@@ -212,22 +406,20 @@ public final class OutboxRelay: Sendable {
     }
 
     /// One round, no transaction held across it: read the oldest rows, produce them, await every
-    /// delivery report, delete them. A crash between produce and delete publishes them again
-    /// (same event ids; consumers dedupe). Returns rows published.
+    /// delivery report, settle them (delete the delivered, count and back off the failed). A crash
+    /// between produce and delete publishes them again (same event ids; consumers dedupe). Returns
+    /// rows published: 0 when nothing could be read, or nothing read was delivered.
     func publishRound(on connection: PostgresConnection) async throws -> Int {
-        let rows = try await watchdog.guarding("outbox read", logger: logger) {
-            try await Outbox.oldest(batchSize, on: connection, logger: logger)
-        }
+        let rows = try await readRound(excluding: [], on: connection)
         guard !rows.isEmpty else { return 0 }
+        let sentAt = ContinuousClock.now
         let report = try await producer.send(rows.map(\.outgoing))
-        guard report.isComplete else {
-            throw report.failures[0]
-        }
-        try await watchdog.guarding("outbox delete", logger: logger) {
-            try await Outbox.delete(rows.map(\.id), on: connection, logger: logger)
-        }
-        published.add(rows.count, ordering: .relaxed)
-        return rows.count
+        let acknowledgements = Acknowledgements()
+        acknowledgements.record(rows, sentAt: sentAt, report)
+        let settled = acknowledgements.take()
+        try await settle(settled, on: connection)
+        if let fatal = producer.currentFatalError { throw fatal }
+        return settled.delivered.count
     }
 }
 

@@ -14,10 +14,15 @@ import Metrics
 /// - `arrayfsm_end_to_end_seconds`: produce timestamp → applied and committed (histogram)
 /// - `arrayfsm_batch_failures_total`: batches not applied (database unreachable), retried
 /// - `arrayfsm_consumer_lag`: messages behind on the commands topic, all assigned partitions
-/// - `arrayfsm_outbox_depth`: events waiting to be published
+/// - `arrayfsm_outbox_depth`: events waiting to be published (parked rows not included)
 /// - `arrayfsm_outbox_published_total`: events published
 /// - `arrayfsm_processed_commands_rows`, `arrayfsm_processed_commands_deleted_total`: the
 ///   processed-commands table and its retention (``ProcessedCommandRetention``)
+/// - `arrayfsm_outbox_parked_rows`: outbox rows parked now (undeliverable; `arrayfsm outbox list`), sampled with the depth
+/// - `arrayfsm_outbox_parked_total`: rows this instance parked
+/// - `arrayfsm_outbox_delivery_failures_total`: failed delivery attempts (each is retried or, in the end, parks its row)
+/// - `arrayfsm_consumer_paused`: 1 while the consumer has stopped fetching because the outbox holds
+///   more than `--max-outbox-rows` waiting rows, else 0
 public struct ServiceMetrics: CommandObserver {
     /// Every metric name, so tests can check that dashboards use only what exists; each has its
     /// `# HELP` text in ``help`` (ServiceMetrics+Help.swift).
@@ -26,6 +31,8 @@ public struct ServiceMetrics: CommandObserver {
         "arrayfsm_db_transaction_seconds", "arrayfsm_end_to_end_seconds", "arrayfsm_batch_failures_total",
         "arrayfsm_consumer_lag", "arrayfsm_outbox_depth", "arrayfsm_outbox_published_total",
         "arrayfsm_processed_commands_rows", "arrayfsm_processed_commands_deleted_total",
+        "arrayfsm_outbox_parked_rows", "arrayfsm_outbox_parked_total", "arrayfsm_outbox_delivery_failures_total",
+        "arrayfsm_consumer_paused",
     ]
 
     let batchCommands = Recorder(label: "arrayfsm_batch_commands", aggregate: true)
@@ -36,8 +43,14 @@ public struct ServiceMetrics: CommandObserver {
     let lag = Gauge(label: "arrayfsm_consumer_lag")
     let outboxDepth = Gauge(label: "arrayfsm_outbox_depth")
     let published = Counter(label: "arrayfsm_outbox_published_total")
+    let parkedRows = Gauge(label: "arrayfsm_outbox_parked_rows")
+    let parkedTotal = Counter(label: "arrayfsm_outbox_parked_total")
+    let deliveryFailures = Counter(label: "arrayfsm_outbox_delivery_failures_total")
+    let paused = Gauge(label: "arrayfsm_consumer_paused")
 
-    public init() {}
+    public init() {
+        paused.record(0)
+    }
 
     public func batchApplied(_ outcome: CommandBatchProcessor.Outcome, messages: [IncomingCommand], duration: Duration) {
         batchCommands.record(messages.count)
@@ -75,10 +88,18 @@ public struct ServiceMetrics: CommandObserver {
         failures.increment()
     }
 
-    /// Records the sampled gauges.
-    public func sample(consumerLag: Int64?, outboxDepth depth: Int?, publishedSinceLast: Int) {
+    public func consumerPaused(_ isPaused: Bool) {
+        paused.record(isPaused ? 1 : 0)
+    }
+
+    /// Records the sampled gauges and the relay's counts since the last sample.
+    public func sample(consumerLag: Int64?, outboxDepth depth: Int?, parkedRows parked: Int? = nil, publishedSinceLast: Int,
+                       failuresSinceLast: Int = 0, parkedSinceLast: Int = 0) {
         if let consumerLag { lag.record(consumerLag) }
         if let depth { outboxDepth.record(depth) }
+        if let parked { parkedRows.record(parked) }
         if publishedSinceLast > 0 { published.increment(by: publishedSinceLast) }
+        if failuresSinceLast > 0 { deliveryFailures.increment(by: failuresSinceLast) }
+        if parkedSinceLast > 0 { parkedTotal.increment(by: parkedSinceLast) }
     }
 }

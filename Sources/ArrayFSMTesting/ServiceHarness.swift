@@ -50,21 +50,42 @@ public final class ServiceHarness: Sendable {
         "fetch.wait.max.ms": "5",
     ]
 
+    /// How a started server's relay and back-pressure are set (tests of the outbox).
+    public struct OutboxSettings: Sendable {
+        /// Rows per relay round.
+        public var batchSize = 2000
+        /// librdkafka properties of the relay's producer, over the harness's.
+        public var producerProperties: [String: String] = [:]
+        public var parkAfter = Duration.seconds(300)
+        public var minimumAttempts = 3
+        /// Waiting rows above which the consumer pauses; nil: never.
+        public var maxOutboxRows: Int?
+        public var checkInterval = Duration.milliseconds(100)
+
+        public init() {}
+    }
+
     /// Starts one more `serve` member of the group, its batches and relay guarded by `watchdog`
     /// when given; returns it.
     @discardableResult
-    public func startServer(maxBatch: Int = 500, watchdog: StallWatchdog? = nil) throws -> ArrayFSMServer {
+    public func startServer(maxBatch: Int = 500, watchdog: StallWatchdog? = nil, outbox: OutboxSettings = .init()) throws -> ArrayFSMServer {
         let consumer = try KafkaConsumer(
             configuration: KafkaConfiguration(
                 bootstrapServers: bootstrapServers, clientID: "arrayfsm-serve", groupID: groupID, properties: Self.fastGroupProperties),
             logger: logger)
-        let producer = try KafkaProducer(
-            configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "arrayfsm-relay", properties: ["linger.ms": "1"]),
-            logger: logger)
+        let relayConfiguration = try KafkaConfiguration(
+            bootstrapServers: bootstrapServers, clientID: "arrayfsm-relay",
+            properties: OutboxRelay.producerProperties.merging(["linger.ms": "1"].merging(outbox.producerProperties) { $1 }) { $1 })
+        let producer = try KafkaProducer(configuration: relayConfiguration, logger: logger)
         let processor = CommandBatchProcessor(database: database, topics: topics)
-        let relay = OutboxRelay(database: database, producer: producer, idleInterval: .milliseconds(50), watchdog: watchdog, logger: logger)
+        let relay = OutboxRelay(
+            database: database, producer: producer, batchSize: outbox.batchSize, idleInterval: .milliseconds(50),
+            parkAfter: outbox.parkAfter, minimumAttempts: outbox.minimumAttempts,
+            renewProducer: { [logger] in try KafkaProducer(configuration: relayConfiguration, logger: logger) },
+            watchdog: watchdog, logger: logger)
         let commandConsumer = CommandConsumer(
-            consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, watchdog: watchdog, logger: logger)
+            consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, watchdog: watchdog,
+            maxOutboxRows: outbox.maxOutboxRows, outboxCheckInterval: outbox.checkInterval, logger: logger)
         let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, logger: logger)
         let task = Task { try await server.run() }
         servers.withLock { $0.append((server, task)) }

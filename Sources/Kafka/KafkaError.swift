@@ -69,6 +69,17 @@ extension KafkaError {
     public static let topicAlreadyExistsCode: Int32 = RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS.rawValue
     /// The code for a call made in the wrong state, e.g. storing an offset for a revoked partition.
     public static let stateCode: Int32 = RD_KAFKA_RESP_ERR__STATE.rawValue
+    /// The fatal error an idempotent producer with `enable.gapless.guarantee=true` raises instead
+    /// of letting later messages of a partition through after one of its batches failed for good.
+    public static let gaplessGuaranteeCode: Int32 = RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE.rawValue
+
+    /// Whether this delivery failure only follows from the producer failing fatally (purged,
+    /// failed along with it, refused as out of sequence after the gap) rather than from the
+    /// message itself.
+    public var isCollateralOfFatalError: Bool {
+        [RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT,
+         RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER].contains { $0.rawValue == code }
+    }
 }
 
 extension String {

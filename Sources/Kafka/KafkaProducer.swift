@@ -5,8 +5,9 @@ internal import Synchronization
 /// Produces messages to Kafka; `send` completes when the broker has acknowledged the message.
 ///
 /// Defaults (overridable through the configuration): `enable.idempotence=true` (so `acks=all`)
-/// and `linger.ms=5`. Topic handles are created once per topic and held, since producing by
-/// topic name alone is several times slower in librdkafka. A dedicated thread serves delivery
+/// and `linger.ms=5`. Topic handles are created once per topic and held (the least recently used
+/// beyond ``topicHandleLimit`` are let go), since producing by topic name alone is several times
+/// slower in librdkafka. A dedicated thread serves delivery
 /// reports; a full local queue (`_QUEUE_FULL`) is treated as back-pressure: the sender waits and retries.
 public final class KafkaProducer: Sendable {
     /// Producer defaults applied under the caller's configuration.
@@ -14,14 +15,17 @@ public final class KafkaProducer: Sendable {
 
     private let handle: KafkaClientHandle
     private let poller: DeliveryReportPoller
-    // rd_kafka_topic_t pointers by topic name, stored as bit patterns (Mutex can't hold OpaquePointer across isolation).
-    private let topicHandles = Mutex<[String: UInt]>([:])
+    private let topicHandles: Mutex<TopicHandleCache>
     private let closed = Atomic<Bool>(false)
     private let logger: Logger
 
     /// Creates a producer and starts its delivery-report thread.
-    public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.producer")) throws(KafkaError) {
+    /// - Parameter topicHandleLimit: topic handles kept at most (see ``topicHandleLimit``).
+    public init(configuration: KafkaConfiguration, topicHandleLimit: Int = 1000,
+                logger: Logger = Logger(label: "kafka.producer")) throws(KafkaError) {
         self.logger = logger
+        self.topicHandleLimit = max(1, topicHandleLimit)
+        topicHandles = Mutex(TopicHandleCache(limit: max(1, topicHandleLimit)))
         let configuration = configuration.addingDefaults(Self.defaultProperties)
         handle = try KafkaClientHandle(
             kind: RD_KAFKA_PRODUCER, configuration: configuration,
@@ -33,9 +37,7 @@ public final class KafkaProducer: Sendable {
     }
 
     deinit {
-        for pointer in topicHandles.withLock({ $0.values }) {
-            rd_kafka_topic_destroy(OpaquePointer(bitPattern: pointer))
-        }
+        topicHandles.withLock { $0.destroyAll() }
         poller.requestStop()
     }
 
@@ -48,9 +50,12 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Sends messages and returns once every one of them has a delivery report.
-    /// - Throws: `KafkaError` only if a message could not be queued; delivery failures are in the report.
+    ///
+    /// A message the client refuses to queue (larger than `message.max.bytes`, a partition that
+    /// does not exist) is a failure in the report, like one the broker refused; the rest are sent.
+    /// - Throws: `KafkaError` only if the producer is closed or a topic handle cannot be created.
     public func send(_ messages: [KafkaOutgoingMessage]) async throws(KafkaError) -> KafkaDeliveryReport {
-        let tracker = DeliveryTracker()
+        let tracker = DeliveryTracker(count: messages.count)
         try await enqueue(messages, tracker: tracker)
         return await tracker.report()
     }
@@ -61,10 +66,11 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Queues messages without waiting for delivery; `completion` runs once, on the delivery
-    /// thread, when every message has a report. Returns as soon as all are queued.
+    /// thread (or on the caller's, when every message was refused at queueing), when every
+    /// message has a report. Returns as soon as all are queued.
     public func enqueue(_ messages: [KafkaOutgoingMessage],
                         completion: @escaping @Sendable (KafkaDeliveryReport) -> Void) async throws(KafkaError) {
-        try await enqueue(messages, tracker: DeliveryTracker(completion: completion))
+        try await enqueue(messages, tracker: DeliveryTracker(count: messages.count, completion: completion))
     }
 
     /// Waits until all queued messages are delivered or the timeout passes (`rd_kafka_flush`, run off the cooperative pool).
@@ -88,51 +94,64 @@ public final class KafkaProducer: Sendable {
     // Non-generic on purpose: a generic sequence is not specialised across modules, which cost
     // ~25% more CPU per message in the benchmark.
     private func enqueue(_ messages: [KafkaOutgoingMessage], tracker: DeliveryTracker) async throws(KafkaError) {
-        let opaque = tracker.start()
-        tracker.expect(messages.count)
+        tracker.start()
         var queued = 0
         // Drops the guard count taken by start(), whether or not all messages got queued.
-        defer { tracker.record(nil, countsAsMessage: false) }
+        defer { tracker.dropGuard() }
         guard !closed.load(ordering: .acquiring) else {
             tracker.abandon(messages.count)
             throw KafkaError.closed
         }
+        // Each topic's handle is held (not evictable) until every message of the call is queued.
+        var held: [String: OpaquePointer] = [:]
+        defer { topicHandles.withLock { $0.release(held.keys) } }
         var lastTopic: (name: String, pointer: OpaquePointer)?
-        for message in messages {
+        for (index, message) in messages.enumerated() {
             let topic: OpaquePointer
             if let lastTopic, lastTopic.name == message.topic {
                 topic = lastTopic.pointer
+            } else if let known = held[message.topic] {
+                topic = known
+                lastTopic = (message.topic, known)
             } else {
-                do { topic = try topicHandle(message.topic) } catch {
+                do { topic = try acquireTopicHandle(message.topic) } catch {
                     tracker.abandon(messages.count - queued)
                     throw error
                 }
+                held[message.topic] = topic
                 lastTopic = (message.topic, topic)
             }
             while true {
-                let result = Self.produce(message, client: handle.pointer, topic: topic, opaque: opaque)
+                let result = Self.produce(message, client: handle.pointer, topic: topic, opaque: tracker.opaque(index))
                 if result == RD_KAFKA_RESP_ERR_NO_ERROR { break }
                 if result == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                     // Back-pressure: the delivery thread drains the queue meanwhile.
                     try? await Task.sleep(for: .milliseconds(1))
                     continue
                 }
-                // This message and the ones after it will never have a report.
-                tracker.abandon(messages.count - queued)
-                throw KafkaError(result)
+                // Refused by the client itself (too large, unknown partition, …): this message's
+                // report is the refusal, and the others go on.
+                tracker.record(KafkaError(result), index: index)
+                break
             }
             queued += 1
         }
     }
 
-    private func topicHandle(_ name: String) throws(KafkaError) -> OpaquePointer {
+    /// Topic handles held at most (least recently used beyond that are destroyed), so a producer
+    /// writing to ever new topic names does not grow without bound.
+    public let topicHandleLimit: Int
+
+    /// Topic handles cached now (for tests).
+    public var cachedTopicHandles: Int { topicHandles.withLock { $0.count } }
+
+    private func acquireTopicHandle(_ name: String) throws(KafkaError) -> OpaquePointer {
         let client = handle.pointer
-        let bits = topicHandles.withLock { handles -> UInt in
-            if let existing = handles[name] { return existing }
-            guard let created = rd_kafka_topic_new(client, name, nil) else { return 0 }
-            let bits = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(created)))
-            handles[name] = bits
-            return bits
+        let bits = topicHandles.withLock { cache -> UInt in
+            cache.acquire(name) {
+                guard let created = rd_kafka_topic_new(client, name, nil) else { return 0 }
+                return UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(created)))
+            }
         }
         guard let pointer = OpaquePointer(bitPattern: bits) else {
             throw KafkaError(rd_kafka_last_error(), message: "cannot create topic handle for \(name)")
@@ -172,4 +191,59 @@ private func withOptionalBytes<Result>(_ bytes: [UInt8]?, _ body: (UnsafeRawPoin
     guard let bytes else { return body(nil, 0) }
     if bytes.isEmpty { return body(UnsafeRawPointer(emptyBytes), 0) }
     return bytes.withUnsafeBytes { body($0.baseAddress, $0.count) }
+}
+
+/// rd_kafka_topic_t pointers by topic name, stored as bit patterns (Mutex can't hold OpaquePointer
+/// across isolation), least recently used first out. A handle in use by an `enqueue` is never destroyed.
+struct TopicHandleCache: ~Copyable {
+    struct Entry {
+        var bits: UInt
+        var users: Int
+        var lastUse: UInt64
+    }
+
+    let limit: Int
+    private var entries: [String: Entry] = [:]
+    private var clock: UInt64 = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    var count: Int { entries.count }
+
+    /// The handle for `name` (made by `create` when missing; 0 if that failed), marked in use.
+    mutating func acquire(_ name: String, create: () -> UInt) -> UInt {
+        clock += 1
+        if var entry = entries[name] {
+            entry.users += 1
+            entry.lastUse = clock
+            entries[name] = entry
+            return entry.bits
+        }
+        let bits = create()
+        guard bits != 0 else { return 0 }
+        entries[name] = Entry(bits: bits, users: 1, lastUse: clock)
+        evict()
+        return bits
+    }
+
+    /// Marks the handles of `names` no longer in use by one caller.
+    mutating func release(_ names: some Sequence<String>) {
+        for name in names { entries[name]?.users -= 1 }
+        evict()
+    }
+
+    /// Destroys the least recently used unused handles while more than `limit` are held. (A linear
+    /// scan: it runs only when a new topic pushes the cache over its limit.)
+    private mutating func evict() {
+        while entries.count > limit {
+            guard let victim = entries.filter({ $0.value.users == 0 }).min(by: { $0.value.lastUse < $1.value.lastUse }) else { return }
+            entries[victim.key] = nil
+            rd_kafka_topic_destroy(OpaquePointer(bitPattern: victim.value.bits))
+        }
+    }
+
+    mutating func destroyAll() {
+        for entry in entries.values { rd_kafka_topic_destroy(OpaquePointer(bitPattern: entry.bits)) }
+        entries = [:]
+    }
 }

@@ -45,6 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
     var databaseWorkMem: String?
     @Option(help: "Exit (status 75) when one batch, or one outbox step, takes longer; 0 never (env ARRAYFSM_BATCH_TIMEOUT_SECONDS; default 120)")
     var batchTimeoutSeconds: Int?
+    @Option(help: "Park an outbox row that kept failing this long while others were delivered (env ARRAYFSM_OUTBOX_PARK_AFTER_SECONDS; default 300)")
+    var outboxParkAfterSeconds: Int?
+    @Option(help: "Pause consuming while more outbox rows than this wait to be published; 0 never (env ARRAYFSM_MAX_OUTBOX_ROWS; default 100000)")
+    var maxOutboxRows: Int?
     @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
 
@@ -64,9 +68,9 @@ struct ServeCommand: AsyncParsableCommand {
         let properties = try Environment.kafkaProperties(kafkaProperties)
         let groupName = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
 
-        let producer = try KafkaProducer(
-            configuration: KafkaConfiguration(bootstrapServers: bootstrap, clientID: "arrayfsm-relay", properties: properties),
-            logger: logger)
+        let relayConfiguration = try KafkaConfiguration(
+            bootstrapServers: bootstrap, clientID: "arrayfsm-relay", properties: OutboxRelay.producerProperties.merging(properties) { $1 })
+        let producer = try KafkaProducer(configuration: relayConfiguration, logger: logger)
         let consumer = try KafkaConsumer(
             configuration: KafkaConfiguration(
                 bootstrapServers: bootstrap, clientID: "arrayfsm-serve", groupID: groupName,
@@ -93,7 +97,11 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("arrayfsm serve: a batch or the outbox relay is stuck; exiting with status 75 for a restart\n".utf8))
             Foundation.exit(75)
         }
-        let relay = OutboxRelay(database: database, producer: producer, watchdog: watchdog, logger: logger)
+        let parkAfter = try Environment.int(outboxParkAfterSeconds, "ARRAYFSM_OUTBOX_PARK_AFTER_SECONDS") ?? 300
+        guard parkAfter >= 0 else { throw ValidationError("--outbox-park-after-seconds must be 0 or more, got \(parkAfter)") }
+        let relay = OutboxRelay(
+            database: database, producer: producer, parkAfter: .seconds(parkAfter),
+            renewProducer: { try KafkaProducer(configuration: relayConfiguration, logger: logger) }, watchdog: watchdog, logger: logger)
 
         var factory = PrometheusMetricsFactory()
         factory.defaultDurationHistogramBuckets = [
@@ -109,7 +117,8 @@ struct ServeCommand: AsyncParsableCommand {
             consumer: consumer, processor: processor, relay: relay, topics: topics,
             maxBatch: try Environment.int(maxBatch, "ARRAYFSM_MAX_BATCH") ?? 500,
             maxWait: .milliseconds(try Environment.int(maxWaitMs, "ARRAYFSM_MAX_WAIT_MS") ?? 20),
-            observer: metrics, watchdog: watchdog, logger: logger)
+            observer: metrics, watchdog: watchdog,
+            maxOutboxRows: try Environment.int(maxOutboxRows, "ARRAYFSM_MAX_OUTBOX_ROWS") ?? 100_000, logger: logger)
         let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, metrics: metrics, logger: logger)
 
         let retentionSeconds = try Environment.int(processedCommandRetentionSeconds, "ARRAYFSM_PROCESSED_COMMAND_RETENTION_SECONDS") ?? 604_800

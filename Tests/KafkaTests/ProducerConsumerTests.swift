@@ -209,4 +209,44 @@ struct ProducerConsumerTests {
         #expect(consumer.currentFatalError == nil)
         await consumer.close()
     }
+
+    /// The producer keeps at most `topicHandleLimit` topic handles: producing to more distinct
+    /// topics than that (and back to the first ones, whose handles were let go) still delivers all.
+    @Test func moreTopicsThanTheHandleLimitStillDeliver() async throws {
+        var topics: [String] = []
+        for index in 0..<7 { topics.append(try await TestBroker.makeTopic("many-\(index)", partitions: 1)) }
+        let producer = try KafkaProducer(configuration: TestBroker.producerConfiguration(), topicHandleLimit: 3)
+        for round in 0..<2 {
+            let report = try await producer.send(topics.map { KafkaOutgoingMessage(topic: $0, value: Array("\(round)".utf8)) })
+            #expect(report.isComplete && report.delivered == topics.count)
+            #expect(producer.cachedTopicHandles <= 3)
+        }
+        await producer.close()
+        for topic in topics {
+            let consumer = try KafkaConsumer(configuration: TestBroker.consumerConfiguration(group: TestBroker.uniqueName("many")))
+            try consumer.subscribe(topics: [topic])
+            var values: [String] = []
+            let deadline = ContinuousClock.now + .seconds(30)
+            while values.count < 2 && ContinuousClock.now < deadline {
+                values += try await consumer.poll(maxMessages: 10, timeout: .milliseconds(200)).messages.map { String(decoding: $0.value ?? [], as: UTF8.self) }
+            }
+            await consumer.close()
+            #expect(values == ["0", "1"], "\(topic)")
+        }
+    }
+
+    /// A message the client refuses to queue is one failure in the report; the others are sent.
+    @Test func aMessageRefusedAtQueueingFailsAloneInTheReport() async throws {
+        let topic = try await TestBroker.makeTopic("refused", partitions: 1)
+        let producer = try KafkaProducer(configuration: TestBroker.producerConfiguration())
+        let report = try await producer.send([
+            KafkaOutgoingMessage(topic: topic, value: [1]),
+            KafkaOutgoingMessage(topic: topic, value: [UInt8](repeating: 7, count: 2_000_000)),
+            KafkaOutgoingMessage(topic: topic, value: [3]),
+        ])
+        await producer.close()
+        #expect(report.delivered == 2)
+        #expect(report.failed.map(\.index) == [1])
+        #expect(report.failed.first?.error.name == "MSG_SIZE_TOO_LARGE")
+    }
 }
