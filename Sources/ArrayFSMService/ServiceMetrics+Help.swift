@@ -12,5 +12,11 @@ extension ServiceMetrics {
         "arrayfsm_consumer_lag": "Messages behind on the commands topic, over this instance's assigned partitions.",
         "arrayfsm_outbox_depth": "Events waiting in the outbox table (shared by all instances: the same value on each).",
         "arrayfsm_outbox_published_total": "Events this instance's outbox relay published.",
+        "arrayfsm_outbox_parked_rows": "Outbox rows parked because they could not be delivered.",
+        "arrayfsm_outbox_parked_total": "Outbox rows this instance's relay parked because they could not be delivered.",
+        "arrayfsm_outbox_delivery_failures_total": "Failed attempts of this instance's relay to deliver an outbox row.",
+        "arrayfsm_consumer_paused": "1 while this instance's consumer fetches no commands because the outbox holds more than --max-outbox-rows rows, else 0.",
+        "arrayfsm_processed_commands_rows": "Rows in the processed-commands table (arrayfsm_processed_command).",
+        "arrayfsm_processed_commands_deleted_total": "Rows of the processed-commands table deleted by retention.",
     ]
 }

@@ -22,6 +22,8 @@ public struct ServiceMetrics: CommandObserver {
         "arrayfsm_commands_total", "arrayfsm_dead_letters_total", "arrayfsm_transitions_total", "arrayfsm_batch_commands",
         "arrayfsm_db_transaction_seconds", "arrayfsm_end_to_end_seconds", "arrayfsm_batch_failures_total",
         "arrayfsm_consumer_lag", "arrayfsm_outbox_depth", "arrayfsm_outbox_published_total",
+        "arrayfsm_outbox_parked_rows", "arrayfsm_outbox_parked_total", "arrayfsm_outbox_delivery_failures_total",
+        "arrayfsm_consumer_paused", "arrayfsm_processed_commands_rows", "arrayfsm_processed_commands_deleted_total",
     ]
 
     let batchCommands = Recorder(label: "arrayfsm_batch_commands", aggregate: true)
