@@ -14,5 +14,9 @@ extension ServiceMetrics {
         "arrayfsm_outbox_published_total": "Events this instance's outbox relay published.",
         "arrayfsm_processed_commands_rows": "Rows in the processed-commands table (PostgreSQL's live-row statistic), sampled by the retention sweep.",
         "arrayfsm_processed_commands_deleted_total": "Processed-command rows this instance deleted past the retention.",
+        "arrayfsm_outbox_parked_rows": "Outbox rows parked because they could not be delivered.",
+        "arrayfsm_outbox_parked_total": "Outbox rows this instance's relay parked because they could not be delivered.",
+        "arrayfsm_outbox_delivery_failures_total": "Failed attempts of this instance's relay to deliver an outbox row.",
+        "arrayfsm_consumer_paused": "1 while this instance's consumer fetches no commands because the outbox holds more than --max-outbox-rows rows, else 0.",
     ]
 }
