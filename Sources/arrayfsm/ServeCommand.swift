@@ -34,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Transitions topic (env ARRAYFSM_TRANSITIONS_TOPIC)") var transitionsTopic: String?
     @Option(help: "Dead-letter topic (env ARRAYFSM_DLQ_TOPIC)") var dlqTopic: String?
     @Option(help: "Largest command accepted in bytes (env ARRAYFSM_MAX_MESSAGE_BYTES; default 1048576)") var maxMessageBytes: Int?
+    @OptionGroup var connect: ConnectOptions
     @Option(help: "Database connections (env ARRAYFSM_DATABASE_CONNECTIONS; default 4)") var databaseConnections: Int?
     @Option(help: "work_mem of serve's database sessions (env ARRAYFSM_DATABASE_WORK_MEM; default \(DatabaseURL.batchWorkMem))")
     var databaseWorkMem: String?
@@ -54,6 +55,9 @@ struct ServeCommand: AsyncParsableCommand {
         topics.transitions = Environment.value(transitionsTopic, "ARRAYFSM_TRANSITIONS_TOPIC") ?? topics.transitions
         topics.deadLetters = Environment.value(dlqTopic, "ARRAYFSM_DLQ_TOPIC") ?? topics.deadLetters
         let properties = try Environment.kafkaProperties(kafkaProperties)
+        // PostgreSQL that cannot be reached at start is one line and an exit, not a pool retrying.
+        let connectTimeout = try connect.timeout()
+        try await url.checkConnection(timeout: connectTimeout, logger: logger)
         let groupName = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
 
         let producer = try KafkaProducer(
@@ -71,7 +75,8 @@ struct ServeCommand: AsyncParsableCommand {
                 maxConnections: try Environment.int(databaseConnections, "ARRAYFSM_DATABASE_CONNECTIONS") ?? 4,
                 parameters: DatabaseURL.batchParameters(
                     workMem: Environment.value(databaseWorkMem, "ARRAYFSM_DATABASE_WORK_MEM") ?? DatabaseURL.batchWorkMem)
-                    + [("application_name", "arrayfsm serve")]),
+                    + [("application_name", "arrayfsm serve")],
+                connectTimeout: connectTimeout),
             backgroundLogger: logger)
         let database = ArrayDatabase(client: client)
         let processor = CommandBatchProcessor(
