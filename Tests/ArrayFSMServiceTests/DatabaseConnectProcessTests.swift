@@ -41,6 +41,11 @@ import Testing
         let migrate = try await run(["migrate"], environment: ["ARRAYFSM_DATABASE_URL": url.string])
         #expect(migrate.code == 0, "\(migrate.output)")
         #expect(migrate.output.contains("applied migrations"), "\(migrate.output)")
+        // Not even PostgresNIO's trace logging (startup, authentication) shows the password.
+        let traced = try await run(["migrate", "--log-level", "trace"], environment: ["ARRAYFSM_DATABASE_URL": url.string])
+        #expect(traced.code == 0)
+        #expect(traced.output.contains("is up to date"))
+        #expect(!traced.output.contains("pw-secret"))
 
         var wrongCA = url
         wrongCA.sslRootCert = stranger.certificateFile

@@ -154,11 +154,4 @@ import Testing
         #expect(missing.reason == .databaseDoesNotExist("nope"))
         #expect(missing.description == "cannot connect to PostgreSQL at localhost:\(url.port): database \"nope\" does not exist")
     }
-
-    @Test func aPoolErrorMapsToTheSameReasons() throws {
-        // The mapping the tools share also reads what a pool's connection attempt threw.
-        let url = try DatabaseURL("postgres://u:secret@db.example:5432/d")
-        #expect(DatabaseConnectError(CancellationError(), url: url, timeout: .seconds(3)).description
-            == "cannot connect to PostgreSQL at db.example:5432: cancelled")
-    }
 }
