@@ -62,3 +62,32 @@ struct LoopbackSocket: ~Copyable {
         return address
     }
 }
+
+/// A port on 127.0.0.1 that accepts TCP connections (the kernel completes them) and never
+/// answers: a server that hangs, for timeout tests. Closed when released.
+public final class SilentListener: Sendable {
+    /// The port it listens on.
+    public let port: Int
+    private let fd: Int32
+
+    public init() throws {
+        let fd = socket(AF_INET, streamSocket, 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bindSocket(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard fd >= 0, bound, listen(fd, 16) == 0 else {
+            if fd >= 0 { close(fd) }
+            throw ChildProcess.Failure(description: "could not listen on a port of 127.0.0.1")
+        }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+}

@@ -10,7 +10,8 @@ import Glibc
 /// Used by the tests when `DATABASE_URL` is unset, by `arrayfsm local-postgres`, and by the
 /// benchmarks. `initdb` refuses to run as root, so as root the cluster runs as the `postgres` user.
 public final class ThrowawayPostgres: Sendable {
-    /// Where clients connect (user `postgres`, trust authentication, database `postgres`).
+    /// Where clients connect (user `postgres`, database `postgres`, `sslmode=disable`; trust
+    /// authentication, or the password given to `init`).
     public let url: DatabaseURL
     /// The cluster's directory (data in `data/`, server log in `log`).
     public let directory: String
@@ -26,8 +27,21 @@ public final class ThrowawayPostgres: Sendable {
         public var description: String
     }
 
-    /// Creates and starts a cluster; `settings` are extra `name=value` server settings.
-    public init(settings: [String] = ThrowawayPostgres.fastSettings) throws {
+    /// A server certificate and its key (PEM files), for a cluster that offers TLS.
+    public struct ServerTLS: Sendable {
+        public var certificateFile: String
+        public var keyFile: String
+
+        public init(certificateFile: String, keyFile: String) {
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+        }
+    }
+
+    /// Creates and starts a cluster; `settings` are extra `name=value` server settings. With a
+    /// `password`, TCP clients must give it (SCRAM; the Unix socket stays trusted); with `tls`,
+    /// the server runs with `ssl=on` and that certificate (plain text is still accepted).
+    public init(settings: [String] = ThrowawayPostgres.fastSettings, password: String? = nil, tls: ServerTLS? = nil) throws {
         let binaries = try Self.findBinaries()
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("arrayfsm-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
@@ -37,15 +51,32 @@ public final class ThrowawayPostgres: Sendable {
             try Self.run("/bin/chown", ["postgres:postgres", directory])
         }
         let port = try Self.freePort()
-        try Self.run(binaries + "/initdb", ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
-                     asPostgres: runAsPostgres)
+        var initdb = ["-D", directory + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]
+        if let password {
+            let file = directory + "/password"
+            try password.write(toFile: file, atomically: true, encoding: .utf8)
+            initdb += ["--auth-host=scram-sha-256", "--pwfile=" + file]
+        }
+        try Self.run(binaries + "/initdb", initdb, asPostgres: runAsPostgres)
+        try? FileManager.default.removeItem(atPath: directory + "/password")
         var options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if let tls {
+            // The server reads its key only if no one else can (0600, owned by the server's user).
+            for (source, name) in [(tls.certificateFile, "server.crt"), (tls.keyFile, "server.key")] {
+                try FileManager.default.copyItem(atPath: source, toPath: directory + "/" + name)
+                try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory + "/" + name)
+                if runAsPostgres { try Self.run("/bin/chown", ["postgres:postgres", directory + "/" + name]) }
+            }
+            options += " -c ssl=on -c ssl_cert_file=\(directory)/server.crt -c ssl_key_file=\(directory)/server.key"
+        }
         for setting in settings { options += " -c \(setting)" }
         try Self.run(binaries + "/pg_ctl", ["-D", directory + "/data", "-o", options, "-l", directory + "/log", "-w", "-t", "60", "start"],
                      asPostgres: runAsPostgres)
         self.directory = directory
         self.options = options
-        self.url = try DatabaseURL("postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable")
+        var url = try DatabaseURL("postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable")
+        url.password = password
+        self.url = url
     }
 
     /// Restarts the server with a fast shutdown (clients are disconnected, transactions in flight

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ArrayFSM
 import Foundation
 import PostgresNIO
 
@@ -14,7 +15,8 @@ struct ArrayFSMCommand: AsyncParsableCommand {
         subcommands: [MigrateCommand.self, ServeCommand.self, OutboxCommand.self, DevBrokerCommand.self, LocalPostgresCommand.self, BenchSQLCommand.self, BenchServeCommand.self, BenchCommand.self, GenCommand.self, SeedCommand.self, DumpCommand.self, ReplayCommand.self, ChaosCommand.self]
     )
 
-    /// Runs the command; a database error is printed with the server's message (PostgresNIO's own
+    /// Runs the command; PostgreSQL that cannot be reached is reported in one line (where, why;
+    /// never the password), and a database error is printed with the server's message (PostgresNIO's own
     /// description hides it), in one line, with a non-zero exit.
     static func main() async {
         do {
@@ -24,6 +26,12 @@ struct ArrayFSMCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let error as DatabaseURL.ParseError {
+            FileHandle.standardError.write(Data("arrayfsm: \(error)\n".utf8))
+            Foundation.exit(64)
+        } catch let error as DatabaseConnectError {
+            FileHandle.standardError.write(Data("arrayfsm: \(error)\n".utf8))
+            Foundation.exit(1)
         } catch let error as PSQLError {
             let info = error.serverInfo
             let detail = info.map { "\($0[.sqlState] ?? "") \($0[.message] ?? "")" } ?? "\(error.code)"

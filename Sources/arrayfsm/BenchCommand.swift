@@ -29,6 +29,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var spec: LoadSpecOptions
     @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL); default: a throwaway cluster") var databaseURL: String?
+    @OptionGroup var connect: ConnectOptions
     @Option(help: "host:port,… of a running broker (env ARRAYFSM_BOOTSTRAP_SERVERS); default: a mock cluster in this process")
     var bootstrapServers: String?
     @Option(help: "child: start serve for the run; running: use the serve instances already running (needs --bootstrap-servers).")
@@ -49,7 +50,7 @@ struct BenchCommand: AsyncParsableCommand {
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
         // In-process serve and the direct SQL get the session settings serve gives its connections.
-        let report = try await url.withClient(maxConnections: 6, parameters: DatabaseURL.batchParameters(), logger: logger) { client in
+        let report = try await url.withClient(maxConnections: 6, parameters: DatabaseURL.batchParameters(), connectTimeout: try connect.timeout(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
             let database = ArrayDatabase(client: client)
             let harness: ServiceHarness

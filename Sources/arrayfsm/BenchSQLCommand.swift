@@ -18,6 +18,8 @@ struct BenchSQLCommand: AsyncParsableCommand {
     @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL); default: a throwaway cluster")
     var databaseURL: String?
 
+    @OptionGroup var connect: ConnectOptions
+
     @Option(help: "Tasks in the big batch.")
     var tasks = 100_000
 
@@ -35,7 +37,7 @@ struct BenchSQLCommand: AsyncParsableCommand {
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
         let benchmark = LaunchBenchmark(tasks: tasks, repeats: repeats, smallBatches: smallBatches)
-        let report = try await url.withClient(maxConnections: 2, logger: logger) { client in
+        let report = try await url.withClient(maxConnections: 2, connectTimeout: try connect.timeout(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
             return try await benchmark.run(ArrayDatabase(client: client), logger: logger) { line in
                 FileHandle.standardError.write(Data("… \(line)\n".utf8))

@@ -16,6 +16,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     )
 
     @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL); default: a throwaway cluster") var databaseURL: String?
+    @OptionGroup var connect: ConnectOptions
     @Option(help: "Arrays in the lifecycle scenario.") var arrays = 100
     @Option(help: "Tasks (TIs) per array.") var tasks = 1000
     @Option(help: "Rounds of the lifecycle and its direct-SQL limit, each on fresh arrays.") var rounds = 3
@@ -37,7 +38,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, rounds: rounds, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
         let maxBatch = self.maxBatch
         // The direct SQL runs with the session settings serve gives its own connections.
-        let report = try await url.withClient(maxConnections: 6, parameters: DatabaseURL.batchParameters(), logger: logger) { client in
+        let report = try await url.withClient(maxConnections: 6, parameters: DatabaseURL.batchParameters(), connectTimeout: try connect.timeout(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
             let harness = try ServiceHarness(database: ArrayDatabase(client: client), partitions: 16, logger: logger)
             var child: ChildProcess?

@@ -17,11 +17,16 @@ enum Environment {
         guard let text = value(flag, "ARRAYFSM_DATABASE_URL") else {
             throw ValidationError("no database: pass --database-url postgres://user@host:5432/db or set ARRAYFSM_DATABASE_URL")
         }
-        do {
-            return try DatabaseURL(text)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        // Its error never contains the password; the command reports it in one line.
+        return try DatabaseURL(text)
+    }
+
+    /// How long a tool waits for a PostgreSQL connection: `--connect-timeout-seconds` or
+    /// `ARRAYFSM_CONNECT_TIMEOUT_SECONDS`, default ``DatabaseURL/defaultConnectTimeout``.
+    static func connectTimeout(_ flag: Int?) throws -> Duration {
+        guard let seconds = try int(flag, "ARRAYFSM_CONNECT_TIMEOUT_SECONDS") else { return DatabaseURL.defaultConnectTimeout }
+        guard seconds >= 1 else { throw ValidationError("--connect-timeout-seconds must be at least 1, got \(seconds)") }
+        return .seconds(seconds)
     }
 
     /// An integer flag or its environment twin.
@@ -68,4 +73,13 @@ enum Environment {
         logger.logLevel = value(level, "ARRAYFSM_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .info
         return logger
     }
+}
+
+/// `--connect-timeout-seconds`, shared by every command that connects to PostgreSQL.
+struct ConnectOptions: ParsableArguments {
+    @Option(help: "Give up connecting to PostgreSQL after this many seconds, with one line saying why (env ARRAYFSM_CONNECT_TIMEOUT_SECONDS; default 10)")
+    var connectTimeoutSeconds: Int?
+
+    /// The timeout given, or its environment twin, or the default.
+    func timeout() throws -> Duration { try Environment.connectTimeout(connectTimeoutSeconds) }
 }

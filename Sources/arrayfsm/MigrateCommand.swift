@@ -11,13 +11,15 @@ struct MigrateCommand: AsyncParsableCommand {
     @Option(help: "postgres://user:password@host:port/database (env ARRAYFSM_DATABASE_URL)")
     var databaseURL: String?
 
+    @OptionGroup var connect: ConnectOptions
+
     @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)")
     var logLevel: String?
 
     func run() async throws {
         let url = try Environment.databaseURL(databaseURL)
         let logger = Environment.logger("arrayfsm.migrate", level: logLevel)
-        let applied = try await url.withClient(maxConnections: 1, logger: logger) { client in
+        let applied = try await url.withClient(maxConnections: 1, connectTimeout: try connect.timeout(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
         }
         if applied.isEmpty {

@@ -40,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Processed command ids are kept this long for repeats (env ARRAYFSM_PROCESSED_COMMAND_RETENTION_SECONDS; default 604800)")
     var processedCommandRetentionSeconds: Int?
     @Option(help: "Largest command accepted in bytes (env ARRAYFSM_MAX_MESSAGE_BYTES; default 1048576)") var maxMessageBytes: Int?
+    @OptionGroup var connect: ConnectOptions
     @Option(help: "Database connections (env ARRAYFSM_DATABASE_CONNECTIONS; default 4)") var databaseConnections: Int?
     @Option(help: "work_mem of serve's database sessions (env ARRAYFSM_DATABASE_WORK_MEM; default \(DatabaseURL.batchWorkMem))")
     var databaseWorkMem: String?
@@ -66,6 +67,9 @@ struct ServeCommand: AsyncParsableCommand {
         topics.replyPrefix = Environment.value(replyTopicPrefix, "ARRAYFSM_REPLY_TOPIC_PREFIX") ?? topics.replyPrefix
         if let problem = topics.misconfiguration { throw ValidationError(problem) }
         let properties = try Environment.kafkaProperties(kafkaProperties)
+        // PostgreSQL that cannot be reached at start is one line and an exit, not a pool retrying.
+        let connectTimeout = try connect.timeout()
+        try await url.checkConnection(timeout: connectTimeout, logger: logger)
         let groupName = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
 
         let relayConfiguration = try KafkaConfiguration(
@@ -83,7 +87,8 @@ struct ServeCommand: AsyncParsableCommand {
                 maxConnections: try Environment.int(databaseConnections, "ARRAYFSM_DATABASE_CONNECTIONS") ?? 4,
                 parameters: DatabaseURL.batchParameters(
                     workMem: Environment.value(databaseWorkMem, "ARRAYFSM_DATABASE_WORK_MEM") ?? DatabaseURL.batchWorkMem)
-                    + [("application_name", "arrayfsm serve")]),
+                    + [("application_name", "arrayfsm serve")],
+                connectTimeout: connectTimeout),
             backgroundLogger: logger)
         let database = ArrayDatabase(client: client)
         let processor = CommandBatchProcessor(
