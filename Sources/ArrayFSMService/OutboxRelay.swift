@@ -34,6 +34,8 @@ public final class OutboxRelay: Sendable {
 
     /// Messages published since start (for metrics).
     public let published = Atomic<Int>(0)
+    /// When the relay last published, found the outbox empty, or found another relay leading (for readiness).
+    public let progress = RelayProgress()
 
     public init(database: ArrayDatabase, producer: KafkaProducer, batchSize: Int = 2000,
                 idleInterval: Duration = .milliseconds(100), watchdog: StallWatchdog? = nil, logger: Logger) {
@@ -64,6 +66,7 @@ public final class OutboxRelay: Sendable {
             preconditionFailure("OutboxRelay.run() called twice")
         }
         var backoff = Duration.milliseconds(100)
+        let failures = OutageLog(started: "outbox relay round failed, retrying", ended: "outbox relay publishing again", level: .warning, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             // A ticker so rows written by other instances are published without a wake-up.
             group.addTask { [idleInterval, wakeUp] in
@@ -80,12 +83,14 @@ public final class OutboxRelay: Sendable {
                         try await publishPipelined(on: connection) { await signals.next() != nil }
                     }
                     backoff = .milliseconds(100)
+                    progress.advanced()
+                    failures.succeeded()
                 } catch {
                     if let fatal = producer.currentFatalError {
                         logger.critical("the producer failed for good; the relay stops", metadata: ["error": "\(fatal)"])
                         throw fatal  // leaving the group cancels the ticker
                     }
-                    logger.warning("outbox relay round failed; retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
+                    failures.failed(error, metadata: ["in": "\(backoff)"])
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(5))
                 }
@@ -136,6 +141,7 @@ public final class OutboxRelay: Sendable {
                 try await Outbox.delete(acknowledged.delivered, on: connection, logger: logger)
             }
             published.add(acknowledged.delivered.count, ordering: .relaxed)
+            progress.published(acknowledged.delivered.count)
             if let failure = acknowledged.failure { throw failure }
 
             var rows: [Outbox.Row] = []

@@ -51,9 +51,10 @@ public final class ServiceHarness: Sendable {
     ]
 
     /// Starts one more `serve` member of the group, its batches and relay guarded by `watchdog`
-    /// when given; returns it.
+    /// when given, its readiness and shutdown drain bounded as `serve`'s flags bound them; returns it.
     @discardableResult
-    public func startServer(maxBatch: Int = 500, watchdog: StallWatchdog? = nil) throws -> ArrayFSMServer {
+    public func startServer(maxBatch: Int = 500, watchdog: StallWatchdog? = nil, readyRelayStall: Duration? = .seconds(60),
+                            shutdownTimeout: Duration = .seconds(30)) throws -> ArrayFSMServer {
         let consumer = try KafkaConsumer(
             configuration: KafkaConfiguration(
                 bootstrapServers: bootstrapServers, clientID: "arrayfsm-serve", groupID: groupID, properties: Self.fastGroupProperties),
@@ -65,7 +66,9 @@ public final class ServiceHarness: Sendable {
         let relay = OutboxRelay(database: database, producer: producer, idleInterval: .milliseconds(50), watchdog: watchdog, logger: logger)
         let commandConsumer = CommandConsumer(
             consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, watchdog: watchdog, logger: logger)
-        let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, logger: logger)
+        let server = ArrayFSMServer(
+            consumer: commandConsumer, relay: relay, producer: producer, readyRelayStall: readyRelayStall,
+            shutdownTimeout: shutdownTimeout, logger: logger)
         let task = Task { try await server.run() }
         servers.withLock { $0.append((server, task)) }
         return server

@@ -69,6 +69,8 @@ extension KafkaError {
     public static let topicAlreadyExistsCode: Int32 = RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS.rawValue
     /// The code for a call made in the wrong state, e.g. storing an offset for a revoked partition.
     public static let stateCode: Int32 = RD_KAFKA_RESP_ERR__STATE.rawValue
+    /// The code for an argument librdkafka refused before sending anything (e.g. a replication factor below -1).
+    public static let invalidArgumentCode: Int32 = RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue
 }
 
 extension String {

@@ -29,6 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Commands applied per transaction at most (env ARRAYFSM_MAX_BATCH; default 500)") var maxBatch: Int?
     @Option(help: "Milliseconds to wait for a batch to fill (env ARRAYFSM_MAX_WAIT_MS; default 20)") var maxWaitMs: Int?
     @Option(help: "Partitions for topics created at start (env ARRAYFSM_PARTITIONS; default 8)") var partitions: Int32?
+    @Option(help: "Replication factor for topics created at start; -1: the broker's default.replication.factor (env ARRAYFSM_REPLICATION_FACTOR; default -1)")
+    var replicationFactor: Int32?
     @Option(help: "Commands topic (env ARRAYFSM_COMMANDS_TOPIC)") var commandsTopic: String?
     @Option(help: "Results topic (env ARRAYFSM_RESULTS_TOPIC)") var resultsTopic: String?
     @Option(help: "Transitions topic (env ARRAYFSM_TRANSITIONS_TOPIC)") var transitionsTopic: String?
@@ -39,6 +41,10 @@ struct ServeCommand: AsyncParsableCommand {
     var databaseWorkMem: String?
     @Option(help: "Exit (status 75) when one batch, or one outbox step, takes longer; 0 never (env ARRAYFSM_BATCH_TIMEOUT_SECONDS; default 120)")
     var batchTimeoutSeconds: Int?
+    @Option(help: "/ready answers 503 once the outbox relay has made no progress this long with events waiting; 0 never (env ARRAYFSM_READY_RELAY_STALL_SECONDS; default 60)")
+    var readyRelayStallSeconds: Int?
+    @Option(help: "At shutdown, publishing what is left in the outbox may take this long; past it serve exits non-zero and the rest waits for the next instance (env ARRAYFSM_SHUTDOWN_TIMEOUT_SECONDS; default 30)")
+    var shutdownTimeoutSeconds: Int?
     @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
 
@@ -55,6 +61,15 @@ struct ServeCommand: AsyncParsableCommand {
         topics.deadLetters = Environment.value(dlqTopic, "ARRAYFSM_DLQ_TOPIC") ?? topics.deadLetters
         let properties = try Environment.kafkaProperties(kafkaProperties)
         let groupName = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
+        let replication = try Environment.int32(replicationFactor, "ARRAYFSM_REPLICATION_FACTOR") ?? -1
+        guard replication == -1 || replication >= 1 else {
+            throw ValidationError("the replication factor must be -1 (the broker's default) or at least 1, got \(replication)")
+        }
+        let relayStallSeconds = try Environment.int(readyRelayStallSeconds, "ARRAYFSM_READY_RELAY_STALL_SECONDS") ?? 60
+        let shutdownSeconds = try Environment.int(shutdownTimeoutSeconds, "ARRAYFSM_SHUTDOWN_TIMEOUT_SECONDS") ?? 30
+        guard relayStallSeconds >= 0, shutdownSeconds >= 1 else {
+            throw ValidationError("the relay stall must be 0 (never) or more seconds, the shutdown timeout at least 1 second")
+        }
 
         let producer = try KafkaProducer(
             configuration: KafkaConfiguration(bootstrapServers: bootstrap, clientID: "arrayfsm-relay", properties: properties),
@@ -64,7 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
                 bootstrapServers: bootstrap, clientID: "arrayfsm-serve", groupID: groupName,
                 properties: ["isolation.level": "read_committed", "statistics.interval.ms": "5000"].merging(properties) { $1 }),
             logger: logger)
-        await createTopics(topics, bootstrap: bootstrap, properties: properties, logger: logger)
+        await createTopics(topics, replicationFactor: replication, bootstrap: bootstrap, properties: properties, logger: logger)
 
         let client = PostgresClient(
             configuration: try url.configuration(
@@ -101,13 +116,16 @@ struct ServeCommand: AsyncParsableCommand {
             maxBatch: try Environment.int(maxBatch, "ARRAYFSM_MAX_BATCH") ?? 500,
             maxWait: .milliseconds(try Environment.int(maxWaitMs, "ARRAYFSM_MAX_WAIT_MS") ?? 20),
             observer: metrics, watchdog: watchdog, logger: logger)
-        let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, metrics: metrics, logger: logger)
+        let server = ArrayFSMServer(
+            consumer: commandConsumer, relay: relay, producer: producer, metrics: metrics,
+            readyRelayStall: relayStallSeconds == 0 ? nil : .seconds(relayStallSeconds), shutdownTimeout: .seconds(shutdownSeconds),
+            logger: logger)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
         let port = try Environment.int(metricsPort, "ARRAYFSM_METRICS_PORT") ?? 9464
         if port > 0 {
             services.append(.init(service: HTTPEndpoint(
-                port: port, metrics: { registry.emitToBuffer() }, isReady: { server.isReady }, logger: logger)))
+                port: port, metrics: { registry.emitToBuffer() }, unready: { server.readiness.obstacles.map(\.description) }, logger: logger)))
         }
         services.append(.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup))
 
@@ -123,17 +141,19 @@ struct ServeCommand: AsyncParsableCommand {
         try await group.run()
     }
 
-    func createTopics(_ topics: Topics, bootstrap: String, properties: [String: String], logger: Logger) async {
+    func createTopics(_ topics: Topics, replicationFactor: Int32, bootstrap: String, properties: [String: String], logger: Logger) async {
         let count = (try? Environment.int32(partitions, "ARRAYFSM_PARTITIONS")) ?? nil
         do {
             let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: bootstrap, properties: properties))
             for topic in topics.all {
-                try await admin.createTopicIfMissing(topic, partitions: count ?? 8, timeout: .seconds(5))
+                try await admin.createTopicIfMissing(topic, partitions: count ?? 8, replicationFactor: replicationFactor, timeout: .seconds(5))
             }
         } catch {
             // The mock cluster has no CreateTopics; a production cluster may forbid it. Topics that
             // already exist (or are auto-created) work either way.
-            logger.warning("could not create topics; assuming they exist", metadata: ["error": "\(error)"])
+            logger.warning("could not create topics; assuming they exist", metadata: [
+                "error": "\(error)", "replication_factor": "\(replicationFactor)",
+            ])
         }
     }
 }
