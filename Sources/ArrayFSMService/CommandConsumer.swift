@@ -84,6 +84,7 @@ public final class CommandConsumer: Sendable {
         let liveness = watchdog.map { watchdog in Task { await watchForStarvation(watchdog) } }
         defer { liveness?.cancel() }
         var backoff = Duration.milliseconds(100)
+        let failures = OutageLog(started: "batch not applied; rewinding and retrying until one is", ended: "batches applied again", logger: logger)
         var lastTransaction = Duration.zero
         var lastOutboxCheck: ContinuousClock.Instant?
         defer { logger.info("command consumer stopped") }
@@ -99,6 +100,7 @@ public final class CommandConsumer: Sendable {
                     try await processor.process(incoming, logger: logger)
                 }
                 backoff = .milliseconds(100)
+                failures.succeeded()
                 lastTransaction = ContinuousClock.now - started
                 storeOffsets(polled)
                 relay?.notify()
@@ -112,7 +114,7 @@ public final class CommandConsumer: Sendable {
                 observer?.batchApplied(outcome, messages: incoming, duration: ContinuousClock.now - started)
             } catch {
                 observer?.batchFailed(error)
-                logger.error("batch not applied; rewinding and retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
+                failures.failed(error, metadata: ["in": "\(backoff)"])
                 try await rewind(polled)
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(10))
@@ -218,12 +220,7 @@ public final class CommandConsumer: Sendable {
             if isPaused { continue }
             let quiet = ContinuousClock.now - lastMessages.withLock { $0 }
             guard quiet > timeout, let assigned = try? consumer.assignment(), !assigned.isEmpty else { continue }
-            guard let committed = try? await consumer.committedOffsets(for: assigned) else { continue }
-            var waiting: Int64 = 0
-            for partition in assigned {
-                guard let high = try? await consumer.watermarks(of: partition).high else { continue }
-                waiting += max(0, high - max(0, committed[partition] ?? 0))
-            }
+            guard let waiting = try? await Self.waitingCommands(consumer, on: assigned) else { continue }
             guard waiting > 0, !isPaused, ContinuousClock.now - lastMessages.withLock({ $0 }) > timeout else { continue }
             logger.critical("no command fetched while commands wait on assigned partitions; the consumer is stuck", metadata: [
                 "quiet": "\(quiet)", "waiting": "\(waiting)", "partitions": "\(assigned.count)",
@@ -231,6 +228,27 @@ public final class CommandConsumer: Sendable {
             watchdog.onStall(timeout)
             return
         }
+    }
+
+    /// Commands waiting on `partitions` for `consumer`'s group, from the cluster: what lies between
+    /// each partition's committed offset and its high watermark (see ``waiting(committed:low:high:)``).
+    /// A partition whose watermarks cannot be read counts as none.
+    public static func waitingCommands(_ consumer: KafkaConsumer, on partitions: [KafkaTopicPartition]) async throws -> Int64 {
+        let committed = try await consumer.committedOffsets(for: partitions)
+        var total: Int64 = 0
+        for partition in partitions {
+            guard let (low, high) = try? await consumer.watermarks(of: partition) else { continue }
+            total += waiting(committed: committed[partition], low: low, high: high)
+        }
+        return total
+    }
+
+    /// Commands waiting on one partition: from the committed offset to the high watermark, but
+    /// never from below the low watermark. Retention deletes from the front: a consumer with no
+    /// committed offset (or one retention passed) starts at the low watermark (auto.offset.reset
+    /// earliest), so what was deleted is not waiting — counting it made a quiet consumer look stuck.
+    public static func waiting(committed: Int64?, low: Int64, high: Int64) -> Int64 {
+        max(0, high - max(committed ?? low, low))
     }
 
     /// Marks the batch processed. A partition revoked meanwhile fails with a state error: its

@@ -5,34 +5,36 @@ import NIOPosix
 import ServiceLifecycle
 
 /// A small HTTP server for operators: `GET /metrics` (Prometheus text), `GET /health`
-/// (the process is up), `GET /ready` (consuming: 200, else 503).
+/// (the process is up), `GET /ready` (200 when nothing keeps the service from working, else 503
+/// with the reasons).
 ///
 /// Plain SwiftNIO: a full web framework would be most of the build for three routes.
 public final class HTTPEndpoint: Service, Sendable {
     let host: String
     let port: Int
     let metrics: @Sendable () -> [UInt8]
-    let isReady: @Sendable () -> Bool
+    let unready: @Sendable () -> [String]
     let logger: Logger
 
+    /// - Parameter unready: what keeps the service from being ready now; empty: ready.
     public init(host: String = "0.0.0.0", port: Int, metrics: @escaping @Sendable () -> [UInt8],
-                isReady: @escaping @Sendable () -> Bool, logger: Logger) {
+                unready: @escaping @Sendable () -> [String], logger: Logger) {
         self.host = host
         self.port = port
         self.metrics = metrics
-        self.isReady = isReady
+        self.unready = unready
         self.logger = logger
     }
 
     public func run() async throws {
         let metrics = self.metrics
-        let isReady = self.isReady
+        let unready = self.unready
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(Responder(metrics: metrics, isReady: isReady))
+                    channel.pipeline.addHandler(Responder(metrics: metrics, unready: unready))
                 }
             }
             .bind(host: host, port: port).get()
@@ -49,12 +51,12 @@ public final class HTTPEndpoint: Service, Sendable {
         typealias OutboundOut = HTTPServerResponsePart
 
         let metrics: @Sendable () -> [UInt8]
-        let isReady: @Sendable () -> Bool
+        let unready: @Sendable () -> [String]
         var path = ""
 
-        init(metrics: @escaping @Sendable () -> [UInt8], isReady: @escaping @Sendable () -> Bool) {
+        init(metrics: @escaping @Sendable () -> [UInt8], unready: @escaping @Sendable () -> [String]) {
             self.metrics = metrics
-            self.isReady = isReady
+            self.unready = unready
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -69,8 +71,9 @@ public final class HTTPEndpoint: Service, Sendable {
                 case "/metrics": (status, type, body) = (.ok, "text/plain; version=0.0.4", metrics())
                 case "/health": (status, type, body) = (.ok, "text/plain", Array("ok\n".utf8))
                 case "/ready":
-                    (status, type, body) = isReady() ? (.ok, "text/plain", Array("ready\n".utf8))
-                        : (.serviceUnavailable, "text/plain", Array("not ready\n".utf8))
+                    let reasons = unready()
+                    (status, type, body) = reasons.isEmpty ? (.ok, "text/plain", Array("ready\n".utf8))
+                        : (.serviceUnavailable, "text/plain", Array("not ready: \(reasons.joined(separator: "; "))\n".utf8))
                 default: (status, type, body) = (.notFound, "text/plain", Array("not found\n".utf8))
                 }
                 var headers = HTTPHeaders()

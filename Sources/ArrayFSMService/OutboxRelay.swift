@@ -59,6 +59,8 @@ public final class OutboxRelay: Sendable {
     public let deliveryFailures = Atomic<Int>(0)
     /// Rows this instance parked since start (for metrics).
     public let parked = Atomic<Int>(0)
+    /// When the relay last published, found the outbox empty, or found another relay leading (for readiness).
+    public let progress = RelayProgress()
 
     /// How long a row keeps failing before it may be parked.
     public let parkAfter: Duration
@@ -131,6 +133,7 @@ public final class OutboxRelay: Sendable {
             preconditionFailure("OutboxRelay.run() called twice")
         }
         var backoff = Duration.milliseconds(100)
+        let failures = OutageLog(started: "outbox relay round failed, retrying", ended: "outbox relay publishing again", level: .warning, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             // A ticker so rows written by other instances are published without a wake-up.
             group.addTask { [idleInterval, wakeUp] in
@@ -149,12 +152,14 @@ public final class OutboxRelay: Sendable {
                     // Another relay leads: its own failures and backoffs apply, not this one's.
                     if led == nil { retries.withLock { $0 = Retries() } }
                     backoff = .milliseconds(100)
+                    progress.advanced()
+                    failures.succeeded()
                 } catch {
                     if let fatal = producer.currentFatalError {
                         logger.critical("the producer failed for good; the relay stops", metadata: ["error": "\(fatal)"])
                         throw fatal  // leaving the group cancels the ticker
                     }
-                    logger.warning("outbox relay round failed; retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
+                    failures.failed(error, metadata: ["in": "\(backoff)"])
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(5))
                 }
@@ -278,6 +283,7 @@ public final class OutboxRelay: Sendable {
             try await Outbox.delete(acknowledged.delivered, on: connection, logger: logger)
         }
         published.add(acknowledged.delivered.count, ordering: .relaxed)
+        progress.published(acknowledged.delivered.count)
         let now = ContinuousClock.now
         if !acknowledged.delivered.isEmpty {
             retries.withLock { retries in

@@ -66,9 +66,10 @@ public final class ServiceHarness: Sendable {
     }
 
     /// Starts one more `serve` member of the group, its batches and relay guarded by `watchdog`
-    /// when given; returns it.
+    /// when given, its readiness and shutdown drain bounded as `serve`'s flags bound them; returns it.
     @discardableResult
-    public func startServer(maxBatch: Int = 500, watchdog: StallWatchdog? = nil, outbox: OutboxSettings = .init()) throws -> ArrayFSMServer {
+    public func startServer(maxBatch: Int = 500, watchdog: StallWatchdog? = nil, outbox: OutboxSettings = .init(),
+                            readyRelayStall: Duration? = .seconds(60), shutdownTimeout: Duration = .seconds(30)) throws -> ArrayFSMServer {
         let consumer = try KafkaConsumer(
             configuration: KafkaConfiguration(
                 bootstrapServers: bootstrapServers, clientID: "arrayfsm-serve", groupID: groupID, properties: Self.fastGroupProperties),
@@ -86,7 +87,9 @@ public final class ServiceHarness: Sendable {
         let commandConsumer = CommandConsumer(
             consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, watchdog: watchdog,
             maxOutboxRows: outbox.maxOutboxRows, outboxCheckInterval: outbox.checkInterval, logger: logger)
-        let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, logger: logger)
+        let server = ArrayFSMServer(
+            consumer: commandConsumer, relay: relay, producer: producer, readyRelayStall: readyRelayStall,
+            shutdownTimeout: shutdownTimeout, logger: logger)
         let task = Task { try await server.run() }
         servers.withLock { $0.append((server, task)) }
         return server

@@ -87,6 +87,20 @@ public final class ThrowawayPostgres: Sendable {
                      asPostgres: getuid() == 0)
     }
 
+    /// Stops the server (fast shutdown: clients are disconnected) and keeps its data, so that
+    /// ``startServer()`` brings it back on the same port: a database that goes away and returns.
+    public func stopServer() throws {
+        try Self.run(try Self.findBinaries() + "/pg_ctl", ["-D", directory + "/data", "-m", "fast", "-w", "-t", "60", "stop"],
+                     asPostgres: getuid() == 0)
+    }
+
+    /// Starts the server stopped by ``stopServer()`` again.
+    public func startServer() throws {
+        try Self.run(try Self.findBinaries() + "/pg_ctl",
+                     ["-D", directory + "/data", "-o", options, "-l", directory + "/log", "-w", "-t", "60", "start"],
+                     asPostgres: getuid() == 0)
+    }
+
     /// Stops the server at once and deletes the directory.
     public func stop() {
         if let binaries = try? Self.findBinaries() {

@@ -13,7 +13,10 @@ public final class KafkaAdmin: Sendable {
 
     /// Creates a topic unless it exists: `TOPIC_ALREADY_EXISTS` counts as success, so calling it twice is safe.
     /// Existing topics keep their partition count.
-    public func createTopicIfMissing(_ name: String, partitions: Int32, replicationFactor: Int32 = 1,
+    ///
+    /// - Parameter replicationFactor: copies of each partition; -1 (the default) lets the broker
+    ///   choose (its `default.replication.factor`; Kafka 2.4+).
+    public func createTopicIfMissing(_ name: String, partitions: Int32, replicationFactor: Int32 = -1,
                                      timeout: Duration = .seconds(10)) async throws(KafkaError) {
         let handle = self.handle
         let milliseconds = timeout.milliseconds

@@ -80,6 +80,9 @@ extension KafkaError {
         [RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT,
          RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER].contains { $0.rawValue == code }
     }
+
+    /// The code for an argument librdkafka refused before sending anything (e.g. a replication factor below -1).
+    public static let invalidArgumentCode: Int32 = RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue
 }
 
 extension String {

@@ -67,6 +67,12 @@ public final class MockKafkaCluster: @unchecked Sendable {
         rd_kafka_mock_push_request_errors_array(cluster, apiKey, codes.count, &codes)
     }
 
+    /// Forgets the errors pushed for one kind of request and not yet answered.
+    public func clearRequestErrors(apiKey: Int16) throws(KafkaError) {
+        guard let cluster else { throw KafkaError.closed }
+        rd_kafka_mock_clear_request_errors(cluster, apiKey)
+    }
+
     /// Stops all brokers; clients still connected see transport errors. Safe to call twice.
     /// Not thread-safe against concurrent calls of the other methods.
     public func stop() {

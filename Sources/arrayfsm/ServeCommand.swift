@@ -29,6 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Commands applied per transaction at most (env ARRAYFSM_MAX_BATCH; default 500)") var maxBatch: Int?
     @Option(help: "Milliseconds to wait for a batch to fill (env ARRAYFSM_MAX_WAIT_MS; default 20)") var maxWaitMs: Int?
     @Option(help: "Partitions for topics created at start (env ARRAYFSM_PARTITIONS; default 8)") var partitions: Int32?
+    @Option(help: "Replication factor for topics created at start; -1: the broker's default.replication.factor (env ARRAYFSM_REPLICATION_FACTOR; default -1)")
+    var replicationFactor: Int32?
     @Option(help: "Commands topic (env ARRAYFSM_COMMANDS_TOPIC)") var commandsTopic: String?
     @Option(help: "Results topic (env ARRAYFSM_RESULTS_TOPIC)") var resultsTopic: String?
     @Option(help: "Transitions topic (env ARRAYFSM_TRANSITIONS_TOPIC)") var transitionsTopic: String?
@@ -50,6 +52,10 @@ struct ServeCommand: AsyncParsableCommand {
     var outboxParkAfterSeconds: Int?
     @Option(help: "Pause consuming while more outbox rows than this wait to be published; 0 never (env ARRAYFSM_MAX_OUTBOX_ROWS; default 100000)")
     var maxOutboxRows: Int?
+    @Option(help: "/ready answers 503 once the outbox relay has made no progress this long with events waiting; 0 never (env ARRAYFSM_READY_RELAY_STALL_SECONDS; default 60)")
+    var readyRelayStallSeconds: Int?
+    @Option(help: "At shutdown, publishing what is left in the outbox may take this long; past it serve exits non-zero and the rest waits for the next instance (env ARRAYFSM_SHUTDOWN_TIMEOUT_SECONDS; default 30)")
+    var shutdownTimeoutSeconds: Int?
     @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
 
@@ -71,6 +77,15 @@ struct ServeCommand: AsyncParsableCommand {
         let connectTimeout = try connect.timeout()
         try await url.checkConnection(timeout: connectTimeout, logger: logger)
         let groupName = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
+        let replication = try Environment.int32(replicationFactor, "ARRAYFSM_REPLICATION_FACTOR") ?? -1
+        guard replication == -1 || replication >= 1 else {
+            throw ValidationError("the replication factor must be -1 (the broker's default) or at least 1, got \(replication)")
+        }
+        let relayStallSeconds = try Environment.int(readyRelayStallSeconds, "ARRAYFSM_READY_RELAY_STALL_SECONDS") ?? 60
+        let shutdownSeconds = try Environment.int(shutdownTimeoutSeconds, "ARRAYFSM_SHUTDOWN_TIMEOUT_SECONDS") ?? 30
+        guard relayStallSeconds >= 0, shutdownSeconds >= 1 else {
+            throw ValidationError("the relay stall must be 0 (never) or more seconds, the shutdown timeout at least 1 second")
+        }
 
         let relayConfiguration = try KafkaConfiguration(
             bootstrapServers: bootstrap, clientID: "arrayfsm-relay", properties: OutboxRelay.producerProperties.merging(properties) { $1 })
@@ -80,7 +95,7 @@ struct ServeCommand: AsyncParsableCommand {
                 bootstrapServers: bootstrap, clientID: "arrayfsm-serve", groupID: groupName,
                 properties: ["isolation.level": "read_committed", "statistics.interval.ms": "5000"].merging(properties) { $1 }),
             logger: logger)
-        await createTopics(topics, bootstrap: bootstrap, properties: properties, logger: logger)
+        await createTopics(topics, replicationFactor: replication, bootstrap: bootstrap, properties: properties, logger: logger)
 
         let client = PostgresClient(
             configuration: try url.configuration(
@@ -124,7 +139,10 @@ struct ServeCommand: AsyncParsableCommand {
             maxWait: .milliseconds(try Environment.int(maxWaitMs, "ARRAYFSM_MAX_WAIT_MS") ?? 20),
             observer: metrics, watchdog: watchdog,
             maxOutboxRows: try Environment.int(maxOutboxRows, "ARRAYFSM_MAX_OUTBOX_ROWS") ?? 100_000, logger: logger)
-        let server = ArrayFSMServer(consumer: commandConsumer, relay: relay, producer: producer, metrics: metrics, logger: logger)
+        let server = ArrayFSMServer(
+            consumer: commandConsumer, relay: relay, producer: producer, metrics: metrics,
+            readyRelayStall: relayStallSeconds == 0 ? nil : .seconds(relayStallSeconds), shutdownTimeout: .seconds(shutdownSeconds),
+            logger: logger)
 
         let retentionSeconds = try Environment.int(processedCommandRetentionSeconds, "ARRAYFSM_PROCESSED_COMMAND_RETENTION_SECONDS") ?? 604_800
         guard retentionSeconds > 0 else { throw ValidationError("--processed-command-retention-seconds must be positive") }
@@ -134,7 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
         let port = try Environment.int(metricsPort, "ARRAYFSM_METRICS_PORT") ?? 9464
         if port > 0 {
             services.append(.init(service: HTTPEndpoint(
-                port: port, metrics: { registry.emitToBuffer() }, isReady: { server.isReady }, logger: logger)))
+                port: port, metrics: { registry.emitToBuffer() }, unready: { server.readiness.obstacles.map(\.description) }, logger: logger)))
         }
         services.append(.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup))
 
@@ -150,17 +168,19 @@ struct ServeCommand: AsyncParsableCommand {
         try await group.run()
     }
 
-    func createTopics(_ topics: Topics, bootstrap: String, properties: [String: String], logger: Logger) async {
+    func createTopics(_ topics: Topics, replicationFactor: Int32, bootstrap: String, properties: [String: String], logger: Logger) async {
         let count = (try? Environment.int32(partitions, "ARRAYFSM_PARTITIONS")) ?? nil
         do {
             let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: bootstrap, properties: properties))
             for topic in topics.all {
-                try await admin.createTopicIfMissing(topic, partitions: count ?? 8, timeout: .seconds(5))
+                try await admin.createTopicIfMissing(topic, partitions: count ?? 8, replicationFactor: replicationFactor, timeout: .seconds(5))
             }
         } catch {
             // The mock cluster has no CreateTopics; a production cluster may forbid it. Topics that
             // already exist (or are auto-created) work either way.
-            logger.warning("could not create topics; assuming they exist", metadata: ["error": "\(error)"])
+            logger.warning("could not create topics; assuming they exist", metadata: [
+                "error": "\(error)", "replication_factor": "\(replicationFactor)",
+            ])
         }
     }
 }

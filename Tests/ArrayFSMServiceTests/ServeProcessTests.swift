@@ -119,7 +119,7 @@ enum HTTPGet {
                 r = urllib.request.urlopen("http://127.0.0.1:\(port)\(path)", timeout=10)
                 print(r.status); sys.stdout.write(r.read().decode())
             except urllib.error.HTTPError as e:
-                print(e.code)
+                print(e.code); sys.stdout.write(e.read().decode())
             """])
         _ = await curl.wait(timeout: .seconds(20))
         return curl.output

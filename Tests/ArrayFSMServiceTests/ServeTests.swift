@@ -253,6 +253,8 @@ import Testing
             let deadline = ContinuousClock.now + .seconds(60)
             while first.isReady && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
             #expect(!first.isReady, "serve stopped consuming")
+            #expect(first.readiness.obstacles.contains { if case .producerFailed = $0 { true } else { false } },
+                    "not ready for good: \(first.readiness.obstacles)")
             await #expect(throws: KafkaError.self) { try await harness.stop(first) }
             #expect(try await processedCount(db) == 2, "the command was applied before the relay failed")
 
