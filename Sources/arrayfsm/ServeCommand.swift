@@ -73,9 +73,6 @@ struct ServeCommand: AsyncParsableCommand {
         topics.replyPrefix = Environment.value(replyTopicPrefix, "ARRAYFSM_REPLY_TOPIC_PREFIX") ?? topics.replyPrefix
         if let problem = topics.misconfiguration { throw ValidationError(problem) }
         let properties = try Environment.kafkaProperties(kafkaProperties)
-        // PostgreSQL that cannot be reached at start is one line and an exit, not a pool retrying.
-        let connectTimeout = try connect.timeout()
-        try await url.checkConnection(timeout: connectTimeout, logger: logger)
         let groupName = Environment.value(groupID, "ARRAYFSM_GROUP_ID") ?? "arrayfsm"
         let replication = try Environment.int32(replicationFactor, "ARRAYFSM_REPLICATION_FACTOR") ?? -1
         guard replication == -1 || replication >= 1 else {
@@ -86,6 +83,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard relayStallSeconds >= 0, shutdownSeconds >= 1 else {
             throw ValidationError("the relay stall must be 0 (never) or more seconds, the shutdown timeout at least 1 second")
         }
+        let retentionSeconds = try Environment.int(processedCommandRetentionSeconds, "ARRAYFSM_PROCESSED_COMMAND_RETENTION_SECONDS") ?? 604_800
+        guard retentionSeconds > 0 else { throw ValidationError("--processed-command-retention-seconds must be positive") }
+        // Settings are checked before anything connects. PostgreSQL that cannot be reached at start
+        // is one line and an exit, not a pool retrying.
+        let connectTimeout = try connect.timeout()
+        try await url.checkConnection(timeout: connectTimeout, logger: logger)
 
         let relayConfiguration = try KafkaConfiguration(
             bootstrapServers: bootstrap, clientID: "arrayfsm-relay", properties: OutboxRelay.producerProperties.merging(properties) { $1 })
@@ -144,8 +147,6 @@ struct ServeCommand: AsyncParsableCommand {
             readyRelayStall: relayStallSeconds == 0 ? nil : .seconds(relayStallSeconds), shutdownTimeout: .seconds(shutdownSeconds),
             logger: logger)
 
-        let retentionSeconds = try Environment.int(processedCommandRetentionSeconds, "ARRAYFSM_PROCESSED_COMMAND_RETENTION_SECONDS") ?? 604_800
-        guard retentionSeconds > 0 else { throw ValidationError("--processed-command-retention-seconds must be positive") }
         let retention = ProcessedCommandRetention(database: database, retention: .seconds(retentionSeconds), logger: logger)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client), .init(service: retention)]
