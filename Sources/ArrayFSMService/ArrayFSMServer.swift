@@ -41,7 +41,7 @@ public final class ArrayFSMServer: Service, Sendable {
         self.logger = logger
         readiness = Readiness(
             database: OutageLog(started: "database unreachable", ended: "database reachable again", logger: logger),
-            relay: relay.progress, relayStallLimit: readyRelayStall, producer: producer)
+            relay: relay.progress, relayStallLimit: readyRelayStall, producer: { [relay] in relay.producer })
     }
 
     /// Whether the server is ready (see ``Readiness``).

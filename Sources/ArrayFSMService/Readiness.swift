@@ -33,7 +33,8 @@ public final class Readiness: Sendable {
     let relay: RelayProgress
     /// How long the relay may make no progress before it counts as stalled; nil: never.
     let relayStallLimit: Duration?
-    let producer: KafkaProducer
+    /// The relay's producer now (the relay replaces its own after a gap-less guarantee failure).
+    let producer: @Sendable () -> KafkaProducer
     private let consuming = Atomic<Bool>(false)
 
     /// - Parameters:
@@ -41,7 +42,7 @@ public final class Readiness: Sendable {
     ///   - relay: the outbox relay's progress.
     ///   - relayStallLimit: no relay progress for this long makes serve not ready; nil: never.
     ///   - producer: the relay's producer (a fatal error there makes serve not ready for good).
-    public init(database: OutageLog, relay: RelayProgress, relayStallLimit: Duration?, producer: KafkaProducer) {
+    public init(database: OutageLog, relay: RelayProgress, relayStallLimit: Duration?, producer: @escaping @Sendable () -> KafkaProducer) {
         self.database = database
         self.relay = relay
         self.relayStallLimit = relayStallLimit
@@ -59,7 +60,7 @@ public final class Readiness: Sendable {
         if !consuming.load(ordering: .relaxed) { obstacles.append(.notConsuming) }
         if let since = database.since { obstacles.append(.databaseUnreachable(for: ContinuousClock.now - since)) }
         if let relayStallLimit, relay.sinceLast > relayStallLimit { obstacles.append(.relayStalled(for: relay.sinceLast)) }
-        if let fatal = producer.currentFatalError { obstacles.append(.producerFailed("\(fatal)")) }
+        if let fatal = producer().currentFatalError { obstacles.append(.producerFailed("\(fatal)")) }
         return obstacles
     }
 
