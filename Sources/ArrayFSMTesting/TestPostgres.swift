@@ -69,7 +69,19 @@ actor SharedServer {
     func createDatabase(_ name: String, template: String) async throws {
         let (url, _) = try await get()
         try await url.withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
-            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"))
+            // A session that has just closed on the template (the migration's, its connection
+            // check's) may still be ending on the server: CREATE DATABASE then refuses with 55006
+            // "source database is being accessed by other users". It goes away within moments.
+            var attempt = 1
+            while true {
+                do {
+                    try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"))
+                    return
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55006" && attempt < 20 {
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+            }
         }
     }
 
