@@ -1,4 +1,8 @@
 import ArgumentParser
+import ArrayFSM
+import ArrayFSMService
+import Logging
+import PostgresNIO
 
 /// `arrayfsm outbox`: the operator's view of outbox rows the relay parked as undeliverable.
 struct OutboxCommand: AsyncParsableCommand {
@@ -24,5 +28,26 @@ struct ParkedRowSelection: ParsableArguments {
 
     func validate() throws {
         if all == !ids.isEmpty { throw ValidationError("give either --id N… or --all") }
+    }
+}
+
+/// What `outbox requeue` and `outbox drop` share: the database, the rows, and the line that says
+/// which rows the action took.
+struct ParkedRowAction: ParsableArguments {
+    @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL)") var databaseURL: String?
+    @OptionGroup var selection: ParkedRowSelection
+    @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
+
+    /// Runs `action` on the selected rows and prints "`done` N rows: id id …".
+    func perform(
+        _ done: String, _ action: @Sendable (Outbox.Selection, PostgresConnection, Logger) async throws -> [Int64]
+    ) async throws {
+        let url = try Environment.databaseURL(databaseURL)
+        let logger = Environment.logger("arrayfsm.outbox", level: logLevel ?? "warning")
+        let selected: Outbox.Selection = selection.all ? .all : .ids(selection.ids)
+        let rows = try await url.withClient(maxConnections: 1, logger: logger) { client in
+            try await client.withConnection { connection in try await action(selected, connection, logger) }
+        }
+        print("\(done) \(rows.count) row\(rows.count == 1 ? "" : "s")\(rows.isEmpty ? "" : ": " + rows.map(String.init).joined(separator: " "))")
     }
 }
