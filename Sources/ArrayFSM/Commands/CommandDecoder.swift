@@ -38,10 +38,11 @@ public struct CommandDecoder: Sendable {
             throw Undecodable(code: "too_large", message: "message of \(data.count) bytes exceeds the \(maxMessageBytes)-byte limit")
         }
         let bytes = [UInt8](data)
+        let topLevel = PayloadReader.topLevel(bytes)
         let wire: WireCommand
         do {
             let decoder = JSONDecoder()
-            if let (key, value, rest) = Self.readAhead(bytes) {
+            if let topLevel, let (key, value, rest) = Self.readAhead(bytes, topLevel) {
                 decoder.userInfo[key] = value
                 wire = try decoder.decode(WireCommand.self, from: rest)
             } else {
@@ -68,7 +69,7 @@ public struct CommandDecoder: Sendable {
             // it would only add another message for someone to misread.
             throw Undecodable(code: "not_a_command", message: "the message has command_id and type but no payload: not a command")
         }
-        let digest = CommandDigest(type: type, key: key, message: bytes)
+        let digest = CommandDigest(type: type, key: key, message: bytes, payload: topLevel?.payload)
         if let replyTo = wire.replyTo, !Self.isTopicName(replyTo) {
             throw Rejected(
                 envelope: CommandEnvelope(commandID: commandID, type: type, version: wire.version ?? 1, issuedAt: wire.issuedAt, replyTo: nil,
@@ -91,9 +92,11 @@ extension CommandDecoder {
     /// or task ids — read ahead of `Codable` (see ``PayloadReader``): the `userInfo` key and value
     /// its payload type takes it from, and the message with the member emptied, for `Codable`;
     /// nil for every other message.
-    static func readAhead(_ bytes: [UInt8]) -> (key: CodingUserInfoKey, value: any Sendable, rest: Data)? {
+    static func readAhead(_ bytes: [UInt8], _ topLevel: PayloadReader.TopLevel)
+        -> (key: CodingUserInfoKey, value: any Sendable, rest: Data)?
+    {
         guard bytes.count > 4096 else { return nil }  // small members cost JSONDecoder little
-        switch PayloadReader.readAhead(bytes) {
+        switch PayloadReader.readAhead(bytes, topLevel) {
         case .distributorIDs(let map, let range):
             return (DistributorIDPayload.readAhead, map, Data(PayloadReader.spliced(bytes, removing: range, with: "{}")))
         case .taskIDs(let ids, let range):

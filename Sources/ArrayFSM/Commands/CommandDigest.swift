@@ -16,8 +16,12 @@ public struct CommandDigest: Sendable, Hashable, CustomStringConvertible {
     /// The digest of a message; a message whose payload cannot be told apart plainly (escaped
     /// top-level keys, no `payload` object) is digested whole.
     public init(type: String, key: [UInt8]?, message: [UInt8]) {
+        self.init(type: type, key: key, message: message, payload: PayloadReader.topLevel(message)?.payload)
+    }
+
+    /// The digest of a message whose `payload` object lies at `payload` (nil: digest it whole).
+    init(type: String, key: [UInt8]?, message: [UInt8], payload: Range<Int>?) {
         var hash = SHA256()
-        let payload = PayloadReader.payloadRange(message)
         hash.update(Array((payload == nil ? "arrayfsm-command-v1-message" : "arrayfsm-command-v1-payload").utf8))
         hash.update([0])
         hash.update(Array(type.utf8))

@@ -27,23 +27,43 @@ struct PayloadReader {
         case taskIDs([Int64], Range<Int>)
     }
 
-    /// The large member of a command whose `type` (a plain string, anywhere among the top-level
-    /// members) says it has one; nil when the message does not plainly hold one.
+    /// Where a message's top-level `type` string and `payload` object lie: found by one pass over
+    /// the top level, which the digest and the read-ahead share.
+    struct TopLevel {
+        /// The bytes of `type` between its quotes.
+        var type: ArraySlice<UInt8>
+        /// The `payload` object, `{` … `}`, exactly as produced.
+        var payload: Range<Int>
+    }
+
+    /// The top level of a message that plainly has one `type` string and one `payload` object
+    /// (keys without escapes); nil otherwise.
     ///
-    /// One pass over the top level finds the type and where the payload starts: searching the
-    /// bytes for the type's name first cost 0.5–1 ms per 30 KB message (the generic search ran over
-    /// the whole payload whenever `type` came after it, as with sorted keys).
-    static func readAhead(_ bytes: [UInt8]) -> ReadAhead? {
+    /// One pass finds both: searching the bytes for the type's name first cost 0.5–1 ms per 30 KB
+    /// message (the generic search ran over the whole payload whenever `type` came after it, as
+    /// with sorted keys).
+    static func topLevel(_ bytes: [UInt8]) -> TopLevel? {
         var reader = PayloadReader(bytes)
-        guard let (type, payload) = reader.typeAndPayload() else { return nil }
-        reader.index = payload.lowerBound
-        if type.elementsEqual("log_array_distributor_id".utf8) {
+        return reader.typeAndPayload().map { TopLevel(type: $0.0, payload: $0.1) }
+    }
+
+    /// The large member of a command whose `type` says it has one; nil when the message does not
+    /// plainly hold one.
+    static func readAhead(_ bytes: [UInt8], _ topLevel: TopLevel) -> ReadAhead? {
+        var reader = PayloadReader(bytes)
+        reader.index = topLevel.payload.lowerBound
+        if topLevel.type.elementsEqual("log_array_distributor_id".utf8) {
             return reader.member("distributor_ids") { $0.distributorIDs() }.map { .distributorIDs($0.0, $0.1) }
         }
-        if type.elementsEqual("record_array_batch_num".utf8) {
+        if topLevel.type.elementsEqual("record_array_batch_num".utf8) {
             return reader.member("task_ids") { $0.ids() }.map { .taskIDs($0.0, $0.1) }
         }
         return nil
+    }
+
+    /// ``readAhead(_:_:)`` of a message whose top level is not yet read.
+    static func readAhead(_ bytes: [UInt8]) -> ReadAhead? {
+        topLevel(bytes).flatMap { readAhead(bytes, $0) }
     }
 
     /// `bytes` with `range` replaced by `replacement` (`{}` or `[]`): what `JSONDecoder` needs to
@@ -81,13 +101,6 @@ struct PayloadReader {
         }
         guard complete, let type, let payload else { return nil }
         return (type, payload)
-    }
-
-    /// The bytes of the top-level `payload` object exactly as produced; nil unless the message
-    /// plainly has one (a plain `type` string and one `payload` object, keys without escapes).
-    static func payloadRange(_ bytes: [UInt8]) -> Range<Int>? {
-        var reader = PayloadReader(bytes)
-        return reader.typeAndPayload()?.1
     }
 
     /// The member `name` of the object that starts here, read by `read`, and its byte range; nil
