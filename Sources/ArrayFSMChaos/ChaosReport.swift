@@ -19,6 +19,29 @@ public struct ChaosReport: Sendable, Codable {
     public var serveExits: [String] = []
     /// Everything the oracle found wrong; empty when the run kept every promise.
     public var violations: [String]
+    /// The `hostile` scenario: per kind of input, what happened to it.
+    public var inputs: [InputOutcome] = []
+
+    /// One kind of hostile input: how many were sent, what they got, how long until commands were
+    /// applied again after their burst (the longest over its bursts).
+    public struct InputOutcome: Sendable, Codable {
+        public var input: String
+        public var count: Int
+        /// Outcome → messages that got it.
+        public var outcomes: [String: Int]
+        public var recoverySeconds: Double?
+
+        /// One table row: input, count, outcomes, time to recover.
+        public var row: String {
+            let got = outcomes.sorted { $0.key < $1.key }.map { outcomes.count == 1 ? $0.key : "\($0.key) ×\($0.value)" }
+            return "| \(input) | \(count) | \(got.joined(separator: "; ")) | \(recoverySeconds.map { String(format: "%.1f s", $0) } ?? "—") |"
+        }
+
+        public static let header = """
+            | input | count | outcome | time to recover |
+            |---|---|---|---|
+            """
+    }
 
     public var passed: Bool { violations.isEmpty }
 

@@ -57,14 +57,25 @@ public struct ChaosRun: Sendable {
         }
         var spec = LoadSpec()
         spec.seed = seed
-        spec.workflows = size.workflows
-        spec.arraysPerWorkflow = size.arraysPerWorkflow
-        spec.maxTasks = size.maxTasks
+        spec.workflows = self.size.workflows
+        spec.arraysPerWorkflow = self.size.arraysPerWorkflow
+        spec.maxTasks = self.size.maxTasks
         spec.batchSize = 100
         spec.killFraction = 0.1
         let harnessTopics = Topics()
         var records: [TopicDumpRecord] = []
         _ = WorkloadGenerator(spec: spec, topic: harnessTopics.commands).generate { records.append($0) }
+        var bursts: [HostileInput.Burst] = []
+        let goodCount = records.count
+        if scenario == .hostile {
+            var random = SplitMix64(seed: seed)
+            bursts = HostileInput.bursts(rounds: max(1, self.size.faults / HostileInput.Kind.allCases.count), good: records,
+                                         arrays: spec.plan(), topics: harnessTopics, random: &random)
+            records += bursts.flatMap(\.records)  // the clean run applies them after the workload: each one's outcome is the same anywhere
+        }
+        // The hostile scenario's faults are its bursts: the replay's window spans them.
+        let size = ChaosSize(workflows: self.size.workflows, arraysPerWorkflow: self.size.arraysPerWorkflow, maxTasks: self.size.maxTasks,
+                             faults: scenario == .hostile ? bursts.count : self.size.faults, faultInterval: self.size.faultInterval)
         if scenario == .badInput {
             var random = SplitMix64(seed: seed)
             let duplicated = (0..<5).map { _ in records[Int.random(in: 0..<records.count, using: &random)] }
@@ -90,7 +101,16 @@ public struct ChaosRun: Sendable {
             serveURL.username = ServiceRole.name
 
             let harness = try await Self.harness(database: database, broker: broker, logger: logger)
-            let fleet = ServeFleet(harness: harness, binary: binary, databaseURL: serveURL)
+            var environment: [String: String] = [:]
+            if scenario == .hostile {
+                // As an ACL would: the broker refuses the topic, so the replies to it are parked.
+                try harness.cluster?.setTopicError(HostileInput.undeliverableReplyTopic, code: HostileInput.undeliverableError)
+                // The unknown topic's replies get no answer; reported failed after 3 s (not the relay's
+                // 30 s), they fail three times while the workload's events are still delivered.
+                environment["ARRAYFSM_OUTBOX_PARK_AFTER_SECONDS"] = "2"
+                environment["ARRAYFSM_KAFKA_MESSAGE_TIMEOUT_MS"] = "3000"
+            }
+            let fleet = ServeFleet(harness: harness, binary: binary, databaseURL: serveURL, environment: environment)
             try fleet.add()
             let monitor = ProgressMonitor(client: client, logger: logger)
             let monitorTask = Task { await monitor.run() }
@@ -102,15 +122,15 @@ public struct ChaosRun: Sendable {
             }
 
             progress("\(scenario.rawValue): replaying while injecting \(scenario == .badInput ? 1 : size.faults) faults")
-            let workload = Array(records.dropLast(sabotage?.dropMessages ?? 0))
+            let workload = Array(records.prefix(scenario == .hostile ? goodCount : records.count).dropLast(sabotage?.dropMessages ?? 0))
             let injector = FaultInjector(scenario: scenario, size: size, fleet: fleet, postgres: postgres, harness: harness,
-                                         broker: broker, client: client, arrays: spec.plan(), logger: logger)
+                                         broker: broker, client: client, arrays: spec.plan(), bursts: bursts, logger: logger)
             let faults: [ProgressMonitor.Fault]
             let answered: Bool
             var tails: [String] = []
             do {
                 faults = try await withThrowingTaskGroup(of: [ProgressMonitor.Fault].self) { group in
-                    group.addTask { try await replay(workload, harness: harness); return [] }
+                    group.addTask { try await replay(workload, harness: harness, size: size); return [] }
                     group.addTask { try await injector.inject() }
                     var all: [ProgressMonitor.Fault] = []
                     for try await faults in group { all += faults }
@@ -147,6 +167,7 @@ public struct ChaosRun: Sendable {
             }
             supervisor.cancel()
             await supervisor.value
+            let scrapes = scenario == .hostile ? await fleet.scrapeMetrics() : []
             await fleet.stopAll()
             monitorTask.cancel()
             let samples = await monitorTask.value
@@ -157,8 +178,9 @@ public struct ChaosRun: Sendable {
                     logger: logger)
             }
             progress("\(scenario.rawValue): checking")
-            var report = try await Oracle(expected: expected, topics: harness.topics, harness: harness, client: client, cleanURL: cleanURL)
-                .check(logger: logger)
+            var oracle = Oracle(expected: expected, topics: harness.topics, harness: harness, client: client, cleanURL: cleanURL)
+            if scenario == .hostile { oracle.hostile = .init(bursts: bursts, produced: workload.count + bursts.reduce(0) { $0 + $1.records.count }, scrapes: scrapes) }
+            var report = try await oracle.check(logger: logger)
             if !answered {
                 report.violations.insert("not every command was answered within the time limit; serve's last lines:\n"
                                          + tails.joined(separator: "\n"), at: 0)
@@ -171,6 +193,10 @@ public struct ChaosRun: Sendable {
             // every stop would wait out the supervisor's timeout.
             report.violations += fleet.stuckOnStop
             let recoveries = faults.compactMap { ProgressMonitor.recovery(after: $0, samples: samples) }.sorted()
+            for index in report.inputs.indices {
+                let mine = zip(bursts, faults).filter { $0.0.kind.rawValue == report.inputs[index].input }
+                report.inputs[index].recoverySeconds = mine.compactMap { ProgressMonitor.recovery(after: $0.1, samples: samples) }.max()
+            }
             report.recoveryP50 = recoveries.isEmpty ? nil : recoveries[recoveries.count / 2]
             report.recoveryMax = recoveries.last
             report.seconds = (ContinuousClock.now - started).seconds
@@ -182,8 +208,14 @@ public struct ChaosRun: Sendable {
     /// The scenario's broker: librdkafka's mock cluster in this process, or the noida-db process
     /// of `broker-restart`, whose topics are created here (it auto-creates topics with one partition).
     static func harness(database: ArrayDatabase, broker: NoidaBroker?, logger: Logger) async throws -> ServiceHarness {
-        guard let broker else { return try ServiceHarness(database: database, partitions: commandPartitions, logger: logger) }
+        // The contract's topic names, as the clean run uses: a reply_to naming serve's commands
+        // topic must name the one serve reads.
         let topics = Topics()
+        guard let broker else {
+            let cluster = try MockKafkaCluster(brokers: 1, topics: Dictionary(uniqueKeysWithValues: topics.all.map { ($0, commandPartitions) }))
+            return try ServiceHarness(database: database, bootstrapServers: cluster.bootstrapServers, topics: topics,
+                                      groupID: "arrayfsm-chaos", cluster: cluster, logger: logger)
+        }
         let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: broker.bootstrapServers), logger: logger)
         for topic in topics.all { try await admin.createTopicIfMissing(topic, partitions: commandPartitions) }
         return try ServiceHarness(database: database, bootstrapServers: broker.bootstrapServers, topics: topics,
@@ -192,7 +224,7 @@ public struct ChaosRun: Sendable {
 
     /// Produces the messages in order (per-key order is kept), spread over the fault window so
     /// faults land while commands are in flight.
-    func replay(_ records: [TopicDumpRecord], harness: ServiceHarness) async throws {
+    func replay(_ records: [TopicDumpRecord], harness: ServiceHarness, size: ChaosSize) async throws {
         // A 10 MB message needs a producer that may send one (the broker and serve must cope).
         func makeProducer() throws -> KafkaProducer {
             try KafkaProducer(configuration: KafkaConfiguration(
@@ -205,11 +237,7 @@ public struct ChaosRun: Sendable {
         let perTick = max(1, (records.count + ticks - 1) / ticks)
         var unkeyed = 0
         for start in stride(from: 0, to: records.count, by: perTick) {
-            let slice = records[start..<min(start + perTick, records.count)]
-            let messages = slice.map { record in
-                KafkaOutgoingMessage(topic: harness.topics.commands, partition: Self.partition(of: record, unkeyed: &unkeyed),
-                                     key: record.key, value: record.payload)
-            }
+            let messages = Self.messages(records[start..<min(start + perTick, records.count)], topic: harness.topics.commands, unkeyed: &unkeyed)
             // A producer whose broker lost its idempotence state (noida-db after a process restart)
             // fails for good, by a failed report or by a throw while enqueueing; a scheduler would
             // start a new one and send again what was not acknowledged. Sent twice is fine: the
@@ -240,6 +268,21 @@ public struct ChaosRun: Sendable {
     /// their partition (a broker's retention, which no consumer can undo).
     static let commandPartitions: Int32 = 5
 
+    /// The records as messages to the commands topic, each in its partition (``partition(of:unkeyed:)``).
+    static func messages(_ records: some Sequence<TopicDumpRecord>, topic: String, unkeyed: inout Int) -> [KafkaOutgoingMessage] {
+        var messages: [KafkaOutgoingMessage] = []
+        for record in records {
+            messages.append(KafkaOutgoingMessage(topic: topic, partition: partition(of: record, unkeyed: &unkeyed), key: record.key,
+                                                 value: record.payload))
+        }
+        return messages
+    }
+
+    /// A scenario that cannot go on (what it waits for did not happen).
+    struct Stuck: Error, CustomStringConvertible {
+        var description: String
+    }
+
     static func partition(of record: TopicDumpRecord, unkeyed: inout Int) -> Int32 {
         if (record.payload?.count ?? 0) > 1 << 20 { return commandPartitions - 1 }
         guard let key = record.key else {
@@ -267,8 +310,8 @@ public struct ChaosRun: Sendable {
         return false
     }
 
-    /// How far the service got: commands applied, messages dead-lettered, events not yet published
-    /// (-1: could not be read). When it stops short, the first two say whether the consumers or
+    /// How far the service got: commands applied, messages dead-lettered, events waiting to be
+    /// published (parked ones are not waiting; -1: could not be read). When it stops short, the first two say whether the consumers or
     /// the relay stalled.
     struct Completion: CustomStringConvertible {
         var processed: Int64
@@ -279,9 +322,10 @@ public struct ChaosRun: Sendable {
             processed = (try? await client.query("SELECT count(*) FROM arrayfsm_processed_command").decode(Int64.self)
                 .reduce(0) { $0 + $1 }) ?? -1
             deadLetters = (try? await TopicReader(harness: harness).endOffsets(harness.topics.deadLetters).values.reduce(0, +)) ?? -1
-            outbox = (try? await client.query("SELECT count(*) FROM arrayfsm_outbox").decode(Int64.self).reduce(0) { $0 + $1 }) ?? -1
+            outbox = (try? await client.query("SELECT count(*) FROM arrayfsm_outbox").decode(Int64.self)
+                .reduce(0) { $0 + $1 }) ?? -1
         }
 
-        var description: String { "\(processed) commands applied, \(deadLetters) dead-lettered, \(outbox) events in the outbox" }
+        var description: String { "\(processed) commands applied, \(deadLetters) dead-lettered, \(outbox) events waiting in the outbox" }
     }
 }

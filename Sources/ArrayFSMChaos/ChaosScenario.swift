@@ -15,6 +15,11 @@ public enum ChaosScenario: String, Sendable, CaseIterable, Codable {
     /// Another session holding the arrays' locks (lock timeouts) and taking them in the
     /// opposite order (deadlocks).
     case locks
+    /// What careless or hostile producers send (``HostileInput``), in bursts amid a normal workload.
+    case hostile
+
+    /// Kinds of input the scenario reports one by one (``ChaosReport/inputs``).
+    public var inputKinds: Int { self == .hostile ? HostileInput.Kind.allCases.count : 0 }
 
     /// One line for reports.
     public var summary: String {
@@ -26,6 +31,7 @@ public enum ChaosScenario: String, Sendable, CaseIterable, Codable {
         case .brokerRestart: "restart a real broker from its data dir (noida-db)"
         case .badInput: "malformed and illegal commands, duplicate ids, a 10 MB message"
         case .locks: "hold the arrays' locks from another session; force deadlocks"
+        case .hostile: "reply loops, foreign and refused reply topics, reused ids, NUL, 10,000 unknown types, events read back"
         }
     }
 }

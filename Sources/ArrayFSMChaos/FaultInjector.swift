@@ -15,12 +15,14 @@ struct FaultInjector: Sendable {
     var broker: NoidaBroker?
     var client: PostgresClient
     var arrays: [LoadSpec.PlannedArray]
+    /// The `hostile` scenario's bursts, one per fault.
+    var bursts: [HostileInput.Burst] = []
     var logger: Logger
 
     func inject() async throws -> [ProgressMonitor.Fault] {
         var faults: [ProgressMonitor.Fault] = []
         // Bad input is its own fault: the messages are in the workload; a kill halfway adds a restart.
-        let count = scenario == .badInput ? 1 : size.faults
+        let count = scenario == .badInput ? 1 : scenario == .hostile ? bursts.count : size.faults
         for index in 0..<count {
             try await Task.sleep(for: .seconds(size.faultInterval * Double.random(in: 0.5...1.5)))
             let started = ContinuousClock.now
@@ -62,7 +64,27 @@ struct FaultInjector: Sendable {
             }
         case .locks:
             if index % 2 == 0 { try await holdArrayLocks() } else { try await crossLocks() }
+        case .hostile:
+            try await send(bursts[index])
         }
+    }
+
+    /// Produces a burst once the commands it must follow are applied.
+    func send(_ burst: HostileInput.Burst) async throws {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !burst.after.isEmpty {
+            let applied = try await client.query(
+                "SELECT count(*) FROM arrayfsm_processed_command WHERE command_id = ANY(\(burst.after))", logger: logger
+            ).decode(Int64.self).reduce(0, +)
+            if applied == burst.after.count { break }
+            guard ContinuousClock.now < deadline else {
+                throw ChaosRun.Stuck(description: "\(burst.kind.rawValue): the commands it follows were not applied within 120 s")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        var unkeyed = 0
+        let report = try await harness.producer.send(ChaosRun.messages(burst.records, topic: harness.topics.commands, unkeyed: &unkeyed))
+        if !report.isComplete { throw report.failures[0] }
     }
 
     /// Holds half the arrays' rows for a second: the service's lock waits run into its role's

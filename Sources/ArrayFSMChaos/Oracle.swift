@@ -13,6 +13,15 @@ struct Oracle {
     var harness: ServiceHarness
     var client: PostgresClient
     var cleanURL: DatabaseURL
+    /// The `hostile` scenario's inputs and what its members' `/metrics` said at the end.
+    var hostile: Hostile?
+
+    struct Hostile {
+        var bursts: [HostileInput.Burst]
+        /// Messages produced to the commands topic.
+        var produced: Int
+        var scrapes: [String]
+    }
 
     func check(logger: Logger) async throws -> ChaosReport {
         var report = ChaosReport(scenario: .kills, commands: 0, faultsInjected: 0, commandsLost: 0, appliedTwice: 0,
@@ -21,18 +30,21 @@ struct Oracle {
 
         // The events, deduplicated by event_id (and dead letters by where they came from).
         var observed = EventLedger()
+        let results = try await reader.all(topics.results)
+        let transitions = try await reader.all(topics.transitions)
+        let deadLetters = try await reader.all(topics.deadLetters)
         // Records come in offset order per partition, and a key lives in one partition.
-        for record in try await reader.all(topics.results) {
+        for record in results {
             guard let value = record.value else { continue }
             observed.addResult(value)
             observed.addInOrder(topic: topics.results, key: record.key, value)
         }
-        for record in try await reader.all(topics.transitions) {
+        for record in transitions {
             guard let value = record.value else { continue }
             observed.addTransition(value)
             observed.addInOrder(topic: topics.transitions, key: record.key, value)
         }
-        for record in try await reader.all(topics.deadLetters) {
+        for record in deadLetters {
             let source = ["arrayfsm-source-partition", "arrayfsm-source-offset"].map { name in
                 record.headers.first { $0.name == name }.flatMap { $0.value.map { String(decoding: $0, as: UTF8.self) } } ?? "?"
             }
@@ -82,8 +94,37 @@ struct Oracle {
         for (partition, end) in ends where (committed[partition] ?? 0) != end && end > 0 {
             report.violations.append("partition \(partition): committed \(committed[partition] ?? -1), end \(end)")
         }
-        let outbox = try await client.query("SELECT count(*) FROM arrayfsm_outbox", logger: logger).decode(Int64.self).reduce(0, +)
-        if outbox != 0 { report.violations.append("\(outbox) events left in the outbox") }
+        // Outbox empty but for rows parked where the broker refuses them (the hostile scenario's).
+        for try await topic in try await client.query("SELECT topic FROM arrayfsm_outbox ORDER BY id", logger: logger).decode(String.self) {
+            report.violations.append("an event left in the outbox, for \(topic)")
+        }
+        var parked: [[UInt8]] = []
+        for try await (topic, value) in try await client.query(
+            "SELECT topic, value FROM arrayfsm_outbox_parked ORDER BY id", logger: logger).decode((String, ByteBuffer).self)
+        {
+            if hostile != nil && topic == HostileInput.undeliverableReplyTopic {
+                parked.append(Array(value.readableBytesView))
+            } else {
+                report.violations.append("an event parked in the outbox, for \(topic)")
+            }
+        }
+
+        if let hostile {
+            var sizes: [String: Int64] = [:]
+            // (The refused topic answers every metadata request with its error: nothing can be in it.)
+            for topic in try await reader.topicNames() where topic != HostileInput.undeliverableReplyTopic {
+                sizes[topic] = try await reader.endOffsets(topic).values.reduce(0, +)
+            }
+            let check = HostileCheck(
+                bursts: hostile.bursts, topics: topics, produced: hostile.produced, results: results, transitions: transitions,
+                deadLetters: deadLetters, allowedReplies: try await reader.all(HostileInput.allowedReplyTopic), topicSizes: sizes,
+                parked: parked, scrapes: hostile.scrapes
+            ).check()
+            report.violations += check.violations
+            report.inputs = HostileInput.Kind.allCases.compactMap { kind in
+                check.outcomes[kind].map { ChaosReport.InputOutcome(input: kind.rawValue, count: $0.count, outcomes: $0.outcomes) }
+            }
+        }
         return report
     }
 }

@@ -8,12 +8,17 @@ final class ServeFleet: Sendable {
     let harness: ServiceHarness
     let binary: String
     let databaseURL: DatabaseURL
+    /// Settings of every member, over the fleet's own (e.g. a short outbox park time).
+    let environment: [String: String]
     private let members = Mutex<[ChildProcess]>([])
+    /// Member pid → the port of its metrics endpoint.
+    private let metricsPorts = Mutex<[pid_t: Int]>([:])
 
-    init(harness: ServiceHarness, binary: String, databaseURL: DatabaseURL) {
+    init(harness: ServiceHarness, binary: String, databaseURL: DatabaseURL, environment: [String: String] = [:]) {
         self.harness = harness
         self.binary = binary
         self.databaseURL = databaseURL
+        self.environment = environment
     }
 
     private let exits = Mutex<[String]>([])
@@ -56,8 +61,24 @@ final class ServeFleet: Sendable {
         var environment = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("ARRAYFSM_KAFKA_") }
         environment["ARRAYFSM_LOG_LEVEL"] = level
         environment["ARRAYFSM_BATCH_TIMEOUT_SECONDS"] = "15"
+        let port = try ThrowawayPostgres.freePort()
+        environment["ARRAYFSM_METRICS_PORT"] = String(port)
+        environment.merge(self.environment) { $1 }
         let child = try harness.startServerProcess(binary: binary, databaseURL: databaseURL, extraEnvironment: environment)
         members.withLock { $0.append(child) }
+        metricsPorts.withLock { $0[child.pid] = port }
+    }
+
+    /// Each running member's `/metrics` exposition (members that do not answer are left out).
+    func scrapeMetrics() async -> [String] {
+        let ports = members.withLock { list in list.compactMap { member in metricsPorts.withLock { $0[member.pid] } } }
+        var expositions: [String] = []
+        for port in ports {
+            if let response = try? await HTTPGet.response(port: port, path: "/metrics"), response.hasPrefix("200\n") {
+                expositions.append(String(response.dropFirst(4)))
+            }
+        }
+        return expositions
     }
 
     /// Kills a random member with SIGKILL (no goodbye: its partitions move only after its session times out).

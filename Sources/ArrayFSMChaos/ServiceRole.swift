@@ -23,6 +23,7 @@ public enum ServiceRole {
             "GRANT USAGE ON SCHEMA public TO arrayfsm_serve",
             #"GRANT SELECT, INSERT, UPDATE ON "array", task, task_instance TO arrayfsm_serve"#,
             "GRANT SELECT, INSERT, UPDATE, DELETE ON arrayfsm_processed_command, arrayfsm_outbox TO arrayfsm_serve",
+            "GRANT SELECT, INSERT, DELETE ON arrayfsm_outbox_parked TO arrayfsm_serve",
             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO arrayfsm_serve",
             "GRANT SELECT ON task_status, task_instance_status, arrayfsm_migration TO arrayfsm_serve",
         ] {

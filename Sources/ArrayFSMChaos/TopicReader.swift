@@ -24,6 +24,13 @@ struct TopicReader {
         return try await watermarks(topic, consumer: consumer).mapValues(\.high)
     }
 
+    /// Every topic the cluster has.
+    func topicNames() async throws -> [String] {
+        let consumer = try makeConsumer(clientID: "chaos-metadata")
+        defer { Task { await consumer.close() } }
+        return try await consumer.topicNames()
+    }
+
     /// Every record of `topic` up to its end as of the call.
     ///
     /// Reads by a manual assignment from each partition's first offset rather than by joining a

@@ -40,8 +40,9 @@ public enum Outbox {
         public var key: [UInt8]
     }
 
-    /// The oldest `limit` rows waiting (not parked), oldest first, leaving out `excluded` (rows in
-    /// flight or backing off) and the rows behind `holds`.
+    /// The oldest `limit` rows, oldest first, leaving out `excluded` (rows in flight or backing
+    /// off) and the rows behind `holds`. (Parked rows are in `arrayfsm_outbox_parked`: a filter on
+    /// them here made PostgreSQL scan and sort the whole queue when it had no statistics; V6.)
     ///
     /// Not "rows after the last one read": identity values are taken at insert and committed
     /// later, so a row with a lower id can appear after a higher one was read.
@@ -53,7 +54,7 @@ public enum Outbox {
                 """
                 SELECT id, topic, key IS NOT NULL, coalesce(key, ''), value, headers
                 FROM arrayfsm_outbox
-                WHERE parked_at IS NULL AND id NOT IN (SELECT unnest(\(Array(excluded))::bigint[]))
+                WHERE id NOT IN (SELECT unnest(\(Array(excluded))::bigint[]))
                 ORDER BY id LIMIT \(limit)
                 """, logger: logger)
         } else {
@@ -61,7 +62,7 @@ public enum Outbox {
                 """
                 SELECT id, topic, key IS NOT NULL, coalesce(key, ''), value, headers
                 FROM arrayfsm_outbox o
-                WHERE parked_at IS NULL AND id NOT IN (SELECT unnest(\(Array(excluded))::bigint[]))
+                WHERE id NOT IN (SELECT unnest(\(Array(excluded))::bigint[]))
                   AND NOT EXISTS (
                       SELECT FROM unnest(\(holds.map(\.id))::bigint[], \(holds.map(\.topic))::text[],
                                          \(holds.map { ByteBuffer(bytes: $0.key) })::bytea[]) AS h(id, topic, key)
@@ -96,27 +97,39 @@ public enum Outbox {
     }
 
     /// Counts failed deliveries, in one statement: attempts, first and last failure, the error; a
-    /// row parks when it failed with other rows delivered meanwhile, at least `minimumAttempts`
-    /// times, and its first failure is at least `parkAfter` old. Returns the rows' new state
-    /// (rows deleted or parked meanwhile are left out).
+    /// row parks — moves to `arrayfsm_outbox_parked`, keeping its id — when it failed with other
+    /// rows delivered meanwhile, at least `minimumAttempts` times, and its first failure is at
+    /// least `parkAfter` old. Returns the rows' new state (rows deleted meanwhile are left out).
     public static func recordFailures(_ failures: [Failure], parkAfter: Duration, minimumAttempts: Int,
                                       on connection: PostgresConnection, logger: Logger) async throws -> [Attempt] {
         guard !failures.isEmpty else { return [] }
         let seconds = Double(parkAfter.components.seconds) + Double(parkAfter.components.attoseconds) / 1e18
+        // The counted and the parked rows are disjoint, so one statement may update the one and
+        // move the other.
         let rows = try await connection.query(
             """
-            UPDATE arrayfsm_outbox o SET
-                attempts = o.attempts + 1,
-                first_failed_at = coalesce(o.first_failed_at, now()),
-                last_failed_at = now(),
-                last_error = f.error,
-                parked_at = CASE WHEN f.others_delivered AND o.attempts + 1 >= \(minimumAttempts)
-                                      AND coalesce(o.first_failed_at, now()) <= now() - make_interval(secs => \(seconds))
-                                 THEN now() END
-            FROM unnest(\(failures.map(\.id))::bigint[], \(failures.map(\.error))::text[], \(failures.map(\.othersDelivered))::bool[])
-                 AS f(id, error, others_delivered)
-            WHERE o.id = f.id AND o.parked_at IS NULL
-            RETURNING o.id, o.attempts, o.parked_at IS NOT NULL
+            WITH failed AS (
+                SELECT o.id, o.attempts + 1 AS attempts, coalesce(o.first_failed_at, now()) AS first_failed_at, f.error,
+                       f.others_delivered AND o.attempts + 1 >= \(minimumAttempts)
+                           AND coalesce(o.first_failed_at, now()) <= now() - make_interval(secs => \(seconds)) AS park
+                FROM arrayfsm_outbox o
+                JOIN unnest(\(failures.map(\.id))::bigint[], \(failures.map(\.error))::text[], \(failures.map(\.othersDelivered))::bool[])
+                     AS f(id, error, others_delivered) ON o.id = f.id
+            ), counted AS (
+                UPDATE arrayfsm_outbox o
+                SET attempts = failed.attempts, first_failed_at = failed.first_failed_at, last_failed_at = now(), last_error = failed.error
+                FROM failed WHERE o.id = failed.id AND NOT failed.park
+                RETURNING o.id, o.attempts
+            ), moved AS (
+                DELETE FROM arrayfsm_outbox o USING failed WHERE o.id = failed.id AND failed.park
+                RETURNING o.id, o.topic, o.key, o.value, o.headers, o.created_at, failed.attempts, failed.first_failed_at, failed.error
+            ), parked AS (
+                INSERT INTO arrayfsm_outbox_parked
+                    (id, topic, key, value, headers, created_at, attempts, first_failed_at, last_failed_at, last_error)
+                SELECT id, topic, key, value, headers, created_at, attempts, first_failed_at, now(), error FROM moved
+                RETURNING id, attempts
+            )
+            SELECT id, attempts, false FROM counted UNION ALL SELECT id, attempts, true FROM parked
             """, logger: logger)
         var result: [Attempt] = []
         for try await (id, attempts, parked) in rows.decode((Int64, Int32, Bool).self) {
@@ -140,15 +153,15 @@ public enum Outbox {
         }
     }
 
-    /// Rows waiting to be published (parked rows are not waiting: the relay no longer reads them).
+    /// Rows waiting to be published (parked rows are not waiting: they are in a table of their own).
     public static func depth(on connection: PostgresConnection, logger: Logger) async throws -> Int {
         try await counts(on: connection, logger: logger).waiting
     }
 
-    /// Rows waiting to be published, and rows parked, in one scan.
+    /// Rows waiting to be published, and rows parked.
     public static func counts(on connection: PostgresConnection, logger: Logger) async throws -> (waiting: Int, parked: Int) {
         let rows = try await connection.query(
-            "SELECT count(*) FILTER (WHERE parked_at IS NULL), count(*) FILTER (WHERE parked_at IS NOT NULL) FROM arrayfsm_outbox",
+            "SELECT (SELECT count(*) FROM arrayfsm_outbox), (SELECT count(*) FROM arrayfsm_outbox_parked)",
             logger: logger)
         for try await (waiting, parked) in rows.decode((Int64, Int64).self) { return (Int(waiting), Int(parked)) }
         return (0, 0)
@@ -158,7 +171,7 @@ public enum Outbox {
     /// bounded however large the outbox is).
     public static func waiting(upTo limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> Int {
         let rows = try await connection.query(
-            "SELECT count(*) FROM (SELECT FROM arrayfsm_outbox WHERE parked_at IS NULL LIMIT \(limit)) AS w", logger: logger)
+            "SELECT count(*) FROM (SELECT FROM arrayfsm_outbox LIMIT \(limit)) AS w", logger: logger)
         for try await count in rows.decode(Int64.self) { return Int(count) }
         return 0
     }
@@ -182,7 +195,7 @@ public enum Outbox {
         let rows = try await connection.query(
             """
             SELECT id, topic, key, octet_length(value), attempts, first_failed_at, last_failed_at, parked_at, coalesce(last_error, '')
-            FROM arrayfsm_outbox WHERE parked_at IS NOT NULL ORDER BY id
+            FROM arrayfsm_outbox_parked ORDER BY id
             """, logger: logger)
         var result: [ParkedRow] = []
         for try await (id, topic, key, size, attempts, first, last, parked, error)
@@ -199,40 +212,40 @@ public enum Outbox {
     public enum Selection: Sendable {
         case ids([Int64])
         case all
+
+        /// As binds: every row, or these ids.
+        var bound: (all: Bool, ids: [Int64]) {
+            switch self {
+            case .all: (true, [])
+            case .ids(let ids): (false, ids)
+            }
+        }
     }
 
-    /// Clears the parked state (and the failure count) of parked rows, so the relay tries them
-    /// again as if new; returns the ids requeued. Rows not parked are left alone.
+    /// Moves parked rows back into the outbox under their own ids (so before the rows committed
+    /// after them), without their failure count, and the relay tries them again as if new;
+    /// returns the ids requeued. Ids that are not parked are left alone.
     public static func requeue(_ selection: Selection, on connection: PostgresConnection, logger: Logger) async throws -> [Int64] {
-        let rows: PostgresRowSequence
-        switch selection {
-        case .all:
-            rows = try await connection.query(
-                """
-                UPDATE arrayfsm_outbox SET parked_at = NULL, attempts = 0, first_failed_at = NULL
-                WHERE parked_at IS NOT NULL RETURNING id
-                """, logger: logger)
-        case .ids(let ids):
-            rows = try await connection.query(
-                """
-                UPDATE arrayfsm_outbox SET parked_at = NULL, attempts = 0, first_failed_at = NULL
-                WHERE parked_at IS NOT NULL AND id = ANY(\(ids)) RETURNING id
-                """, logger: logger)
-        }
+        let (all, selected) = selection.bound
+        let rows = try await connection.query(
+            """
+            WITH moved AS (
+                DELETE FROM arrayfsm_outbox_parked WHERE \(all) OR id = ANY(\(selected))
+                RETURNING id, topic, key, value, headers, created_at
+            )
+            INSERT INTO arrayfsm_outbox (id, topic, key, value, headers, created_at) OVERRIDING SYSTEM VALUE
+            SELECT id, topic, key, value, headers, created_at FROM moved
+            RETURNING id
+            """, logger: logger)
         return try await ids(of: rows)
     }
 
-    /// Deletes parked rows (their events are never published); returns the ids dropped. Rows not
-    /// parked are left alone: a waiting row is the relay's to publish.
+    /// Deletes parked rows (their events are never published); returns the ids dropped. Waiting
+    /// rows are left alone: they are the relay's to publish.
     public static func drop(_ selection: Selection, on connection: PostgresConnection, logger: Logger) async throws -> [Int64] {
-        let rows: PostgresRowSequence
-        switch selection {
-        case .all:
-            rows = try await connection.query("DELETE FROM arrayfsm_outbox WHERE parked_at IS NOT NULL RETURNING id", logger: logger)
-        case .ids(let ids):
-            rows = try await connection.query(
-                "DELETE FROM arrayfsm_outbox WHERE parked_at IS NOT NULL AND id = ANY(\(ids)) RETURNING id", logger: logger)
-        }
+        let (all, selected) = selection.bound
+        let rows = try await connection.query(
+            "DELETE FROM arrayfsm_outbox_parked WHERE \(all) OR id = ANY(\(selected)) RETURNING id", logger: logger)
         return try await ids(of: rows)
     }
 

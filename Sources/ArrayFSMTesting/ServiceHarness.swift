@@ -200,6 +200,16 @@ public struct KafkaRecord: Sendable {
     /// The message's timestamp (CreateTime: when the producer sent it), milliseconds since 1970.
     public var timestampMilliseconds: Int64?
 
+    public init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [],
+                timestampMilliseconds: Int64? = nil) {
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMilliseconds = timestampMilliseconds
+    }
+
     /// Copies `message`.
     public init(_ message: KafkaMessage) {
         timestampMilliseconds = message.timestampMilliseconds

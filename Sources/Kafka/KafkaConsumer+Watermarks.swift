@@ -20,6 +20,20 @@ extension KafkaConsumer {
         return try result.get()
     }
 
+    /// The names of every topic the cluster has, from its metadata.
+    public func topicNames(timeout: Duration = .seconds(10)) async throws(KafkaError) -> [String] {
+        let handle = self.handle
+        let milliseconds = timeout.milliseconds
+        let result = await blockingCall { () -> Result<[String], KafkaError> in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let error = rd_kafka_metadata(handle.pointer, 1, nil, &metadata, milliseconds)
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { return .failure(KafkaError(error)) }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            return .success((0..<Int(metadata.pointee.topic_cnt)).map { String(cString: metadata.pointee.topics[$0].topic) }.sorted())
+        }
+        return try result.get()
+    }
+
     /// The low and high watermarks (first offset, next offset to be written) of a partition.
     public func watermarks(of partition: KafkaTopicPartition, timeout: Duration = .seconds(10)) async throws(KafkaError)
         -> (low: Int64, high: Int64)

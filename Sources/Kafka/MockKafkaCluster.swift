@@ -47,6 +47,14 @@ public final class MockKafkaCluster: @unchecked Sendable {
         try KafkaError.check(rd_kafka_mock_topic_create(cluster, name, partitions, Int32(min(3, brokerCount))))
     }
 
+    /// Makes the cluster answer metadata requests for `topic` with this error code (creating the
+    /// topic if missing), e.g. 29 (TOPIC_AUTHORIZATION_FAILED) for a topic an ACL denies: clients
+    /// cannot produce to it. 0 clears the error.
+    public func setTopicError(_ topic: String, code: Int32) throws(KafkaError) {
+        guard let cluster else { throw KafkaError.closed }
+        rd_kafka_mock_topic_set_error(cluster, topic, rd_kafka_resp_err_t(rawValue: code))
+    }
+
     /// Takes a broker (id 1…brokerCount) down: its connections close and it refuses new ones.
     public func setBrokerDown(_ id: Int32) throws(KafkaError) {
         guard let cluster else { throw KafkaError.closed }

@@ -49,6 +49,10 @@ struct ChaosCommand: AsyncParsableCommand {
         } else {
             print(ChaosReport.header)
             for report in reports { print(report.row) }
+            for report in reports where !report.inputs.isEmpty {
+                print("\n\(report.scenario.rawValue), by input:\n" + ChaosReport.InputOutcome.header)
+                for input in report.inputs { print(input.row) }
+            }
         }
         if reports.contains(where: { !$0.passed }) { throw ExitCode.failure }
     }

@@ -16,6 +16,8 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build arrayfsm first (swift build --build-tests)")
         let report = try await ChaosRun(scenario: scenario, size: .small, binary: Self.binary).run(logger: TestPostgres.logger)
         print(ChaosReport.header + "\n" + report.row)
+        if !report.inputs.isEmpty { print(([ChaosReport.InputOutcome.header] + report.inputs.map(\.row)).joined(separator: "\n")) }
+        #expect(report.inputs.count == scenario.inputKinds)
         #expect(report.faultsInjected >= 1)
         #expect(report.commandsLost == 0)
         #expect(report.appliedTwice == 0)

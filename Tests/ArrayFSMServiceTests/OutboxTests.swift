@@ -192,7 +192,7 @@ import Testing
             #expect(listed.contains("MSG_SIZE_TOO_LARGE"))
 
             // The operator fixes the cause (here: the event itself), then requeues; b is dropped.
-            try await db.client.query("UPDATE arrayfsm_outbox SET value = convert_to('{\"fixed\": true}', 'UTF8') WHERE id = \(a)", logger: logger)
+            try await db.client.query("UPDATE arrayfsm_outbox_parked SET value = convert_to('{\"fixed\": true}', 'UTF8') WHERE id = \(a)", logger: logger)
             #expect(try await outboxCommand(["requeue", "--id", String(a)], url: url).contains("requeued 1 row: \(a)"))
             let fixed = try await harness.read(results, timeout: .seconds(30)) { records in
                 records.contains { $0.key == Array("big-a".utf8) }

@@ -109,27 +109,3 @@ import Testing
         #expect(await broker.wait(timeout: .seconds(20)) == 0)
     }
 }
-
-/// A minimal HTTP/1.1 GET over a socket, for probing the metrics endpoint.
-enum HTTPGet {
-    static func response(port: Int, path: String) async throws -> String {
-        let curl = try ChildProcess(["/usr/bin/env", "python3", "-c", """
-            import sys, urllib.request, urllib.error
-            try:
-                r = urllib.request.urlopen("http://127.0.0.1:\(port)\(path)", timeout=10)
-                print(r.status); sys.stdout.write(r.read().decode())
-            except urllib.error.HTTPError as e:
-                print(e.code); sys.stdout.write(e.read().decode())
-            """])
-        _ = await curl.wait(timeout: .seconds(20))
-        return curl.output
-    }
-
-    static func status(port: Int, path: String) async throws -> Int {
-        Int(try await response(port: port, path: path).prefix { $0 != "\n" }) ?? 0
-    }
-
-    static func text(port: Int, path: String) async throws -> String {
-        String(try await response(port: port, path: path).drop { $0 != "\n" }.dropFirst())
-    }
-}

@@ -37,6 +37,43 @@ import Testing
         }
     }
 
+    /// Migration 6 on a database at version 5: parked rows move to their own table under their
+    /// ids, waiting rows stay, and a role that could delete outbox rows may park them (an upgrade
+    /// needs no new grant).
+    @Test func version6MovesParkedRowsAndGrantsWhoeverMayDeleteOutboxRows() async throws {
+        let (url, _) = try await TestPostgres.server()
+        let name = "migrate_\(UInt32.random(in: 0...UInt32.max))"
+        let role = "serve_\(UInt32.random(in: 0...UInt32.max))"
+        try await url.withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE ROLE \(role)"))
+        }
+        try await url.withDatabase(name).withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
+            try await Migrator(migrations: Migration.all.filter { $0.version <= 5 }).migrate(client, logger: TestPostgres.logger)
+            try await client.query(PostgresQuery(unsafeSQL: "GRANT SELECT, INSERT, UPDATE, DELETE ON arrayfsm_outbox TO \(role)"))
+            try await client.query(
+                """
+                INSERT INTO arrayfsm_outbox (topic, value, attempts, last_error, parked_at)
+                VALUES ('t', '\\x01', 0, NULL, NULL), ('t', '\\x02', 4, 'refused', now()), ('t', '\\x03', 0, NULL, NULL)
+                """)
+            #expect(try await Migrator().migrate(client, logger: TestPostgres.logger) == [6])
+            let waiting = try await client.query("SELECT id FROM arrayfsm_outbox ORDER BY id").decode(Int64.self).reduce(into: []) { $0.append($1) }
+            let parked = try await client.query("SELECT id, attempts, last_error FROM arrayfsm_outbox_parked")
+                .decode((Int64, Int32, String).self).reduce(into: []) { $0.append("\($1.0) \($1.1) \($1.2)") }
+            #expect(waiting.count == 2 && parked == ["\(waiting[0] + 1) 4 refused"], "waiting \(waiting), parked \(parked)")
+            let rights = try await client.query(PostgresQuery(unsafeSQL: """
+                SELECT has_table_privilege('\(role)', 'arrayfsm_outbox_parked', 'INSERT'),
+                       has_table_privilege('\(role)', 'arrayfsm_outbox_parked', 'DELETE'),
+                       has_table_privilege('\(role)', 'arrayfsm_outbox_parked', 'UPDATE')
+                """)).decode((Bool, Bool, Bool).self).reduce(into: []) { $0.append([$1.0, $1.1, $1.2]) }
+            #expect(rights == [[true, true, false]])
+        }
+        try await url.withClient(maxConnections: 1, logger: TestPostgres.logger) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(name) WITH (FORCE)"))
+            try await client.query(PostgresQuery(unsafeSQL: "DROP ROLE \(role)"))
+        }
+    }
+
     @Test func externalToolsCanInsertATaskWithOnlyTheListedColumns() async throws {
         try await TestPostgres.withDatabase { db in
             let array = try await db.perform(AddArray(workflowID: 5, taskTemplateVersionID: 6, name: "x"), logger: TestPostgres.logger)

@@ -15,5 +15,6 @@ public struct Migration: Sendable {
     }
 
     /// Every migration, in the order they apply. Append; never edit one that has shipped.
-    public static let all: [Migration] = [.v1CoreSchema, .v2ServiceTables, .v3EventStorage, .v4CommandDigest, .v5OutboxParking]
+    public static let all: [Migration] = [.v1CoreSchema, .v2ServiceTables, .v3EventStorage, .v4CommandDigest, .v5OutboxParking,
+                                          .v6ParkedOutboxTable]
 }
