@@ -105,8 +105,8 @@ public struct ChaosRun: Sendable {
             if scenario == .hostile {
                 // As an ACL would: the broker refuses the topic, so the replies to it are parked.
                 try harness.cluster?.setTopicError(HostileInput.undeliverableReplyTopic, code: HostileInput.undeliverableError)
-                // The unknown topic's replies get no answer; reported failed after 3 s (not the relay's
-                // 30 s), they fail three times while the workload's events are still delivered.
+                // The unknown topic's replies get no answer; reported failed after 3 s (not librdkafka's
+                // 300 s), they fail three times while the workload's events are still delivered.
                 environment["ARRAYFSM_OUTBOX_PARK_AFTER_SECONDS"] = "2"
                 environment["ARRAYFSM_KAFKA_MESSAGE_TIMEOUT_MS"] = "3000"
             }
