@@ -36,31 +36,6 @@ public struct CommandBatchProcessor: Sendable {
         self.retryDelay = retryDelay
     }
 
-    /// What a batch did, for metrics and logs.
-    public struct Outcome: Sendable {
-        /// (command type, status) per command: status is `ok`, `rejected`, `duplicate` or `dead_letter`.
-        public var commands: [(type: String, status: String)] = []
-        /// Rows moved per (entity, from, to).
-        public var transitions: [String: Int] = [:]
-        public var outboxMessages = 0
-        /// Whether the batch had to be applied one command at a time.
-        public var fellBackToSingles = false
-        /// Where the batch's time went (for the debug log): decoding, the operations' statements,
-        /// storing answers and events; the rest of the batch's time is claiming ids, BEGIN and COMMIT.
-        public var timings = Timings()
-    }
-
-    /// How long a batch's parts took. All zero when the batch fell back to one transaction per
-    /// command (each of those has its own).
-    public struct Timings: Sendable {
-        /// Decoding the messages, before the transaction (the database waits for it).
-        public var decode = Duration.zero
-        /// Claiming ids aside, everything the commands did: their statements, and building their answers.
-        public var operations = Duration.zero
-        /// Writing the processed-commands rows and the outbox.
-        public var store = Duration.zero
-    }
-
     /// Applies `batch`; returns after the transaction (or transactions) committed.
     public func process(_ batch: [IncomingCommand], logger: Logger) async throws -> Outcome {
         guard !batch.isEmpty else { return Outcome() }
@@ -228,15 +203,13 @@ public struct CommandBatchProcessor: Sendable {
             transitionMessages += events.transitionMessages(
                 commandID: envelope.commandID, transitions: transitions, at: now, traceparent: message.traceparent
             ).map { (outbox.count, $0) }
-            let status = (try? result.get()) == nil ? "rejected" : "ok"
-            processed.append(.init(id: envelope.commandID, type: envelope.type, status: status, events: resultEvents,
+            let status: CommandStatus = (try? result.get()) == nil ? .rejected : .ok
+            processed.append(.init(id: envelope.commandID, type: envelope.type, status: status.rawValue, events: resultEvents,
                                    replyTo: envelope.replyTo, key: message.key, digest: envelope.digest))
             stored[envelope.commandID] = StoredResult(events: resultEvents, replyTo: envelope.replyTo, key: message.key,
                                                       digest: envelope.digest, type: envelope.type, processedAt: now)
-            outcome.commands.append((type: envelope.type, status: status))
-            for group in transitions {
-                outcome.transitions["\(group.entity.rawValue):\(group.from ?? "new")->\(group.to)", default: 0] += group.ids.count
-            }
+            outcome.commands.append(CommandCount(envelope.type, status))
+            for group in transitions { outcome.transitions[TransitionKind(group), default: 0] += group.ids.count }
         }
 
         let operationsStarted = ContinuousClock.now
@@ -246,7 +219,7 @@ public struct CommandBatchProcessor: Sendable {
             index += 1
             if case .deadLetter(let code, let reason, let message) = item {
                 outbox.append(events.deadLetter(message, code: code, reason: reason))
-                outcome.commands.append((type: "unknown", status: "dead_letter"))
+                outcome.commands.append(CommandCount(type: nil, status: .deadLetter))
                 logger.warning("dead-lettered a message", metadata: [
                     "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "code": "\(code)",
                 ])
@@ -255,7 +228,7 @@ public struct CommandBatchProcessor: Sendable {
             if case .refused(let envelope, let error, let message) = item {
                 let event = events.refusal(envelope: envelope, error: error, eventID: "\(envelope.commandID):\(error.code.rawValue)")
                 outbox += events.resultMessages([event], key: message.key, replyTo: nil, traceparent: message.traceparent)
-                outcome.commands.append((type: envelope.type, status: "rejected"))
+                outcome.commands.append(CommandCount(envelope.type, .rejected))
                 logger.info("refused a command", metadata: ["command_id": "\(envelope.commandID)", "code": "\(error.code.rawValue)"])
                 continue
             }
@@ -266,7 +239,7 @@ public struct CommandBatchProcessor: Sendable {
                     // to whoever asks now (the repeat's reply_to) or else where it first went.
                     let replyTo = envelope.replyTo ?? previous.replyTo.flatMap { events.topics.allowsReply(to: $0) ? $0 : nil }
                     outbox += events.resultMessages(previous.events, key: previous.key, replyTo: replyTo, traceparent: message.traceparent)
-                    outcome.commands.append((type: envelope.type, status: "duplicate"))
+                    outcome.commands.append(CommandCount(envelope.type, .duplicate))
                 } else {
                     let error = OperationError(
                         .commandIDReused,
@@ -277,7 +250,7 @@ public struct CommandBatchProcessor: Sendable {
                         envelope: envelope, error: error,
                         eventID: "\(envelope.commandID):reused:\(envelope.digest.map { String($0.description.prefix(16)) } ?? "")")
                     outbox += events.resultMessages([event], key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
-                    outcome.commands.append((type: envelope.type, status: "rejected"))
+                    outcome.commands.append(CommandCount(envelope.type, .rejected))
                     logger.info("refused a reused command id", metadata: ["command_id": "\(envelope.commandID)", "original_type": "\(previous.type)"])
                 }
                 continue
@@ -289,11 +262,11 @@ public struct CommandBatchProcessor: Sendable {
                 let now = Date()
                 let result = events.resultEvents(envelope: envelope, outcome: .failure(error), processedAt: now, durationMS: 0)
                 outbox += events.resultMessages(result, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
-                processed.append(.init(id: envelope.commandID, type: envelope.type, status: "rejected", events: result,
+                processed.append(.init(id: envelope.commandID, type: envelope.type, status: CommandStatus.rejected.rawValue, events: result,
                                        replyTo: envelope.replyTo, key: message.key, digest: envelope.digest))
                 stored[envelope.commandID] = StoredResult(events: result, replyTo: envelope.replyTo, key: message.key,
                                                           digest: envelope.digest, type: envelope.type, processedAt: now)
-                outcome.commands.append((type: envelope.type, status: "rejected"))
+                outcome.commands.append(CommandCount(envelope.type, .rejected))
                 logger.info("rejected a command", metadata: ["command_id": "\(envelope.commandID)", "code": "\(error.code.rawValue)"])
 
             case .command(let command, let message):

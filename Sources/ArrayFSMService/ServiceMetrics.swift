@@ -1,6 +1,7 @@
 import ArrayFSM
 import Foundation
 import Metrics
+import Synchronization
 
 /// The service's metrics, through swift-metrics (exported in Prometheus format by ``HTTPEndpoint``).
 ///
@@ -47,6 +48,9 @@ public struct ServiceMetrics: CommandObserver {
     let parkedTotal = Counter(label: "arrayfsm_outbox_parked_total")
     let deliveryFailures = Counter(label: "arrayfsm_outbox_delivery_failures_total")
     let paused = Gauge(label: "arrayfsm_consumer_paused")
+    /// Counters by label values, made once each: their keys are typed and bounded (the nine
+    /// command types and `unknown` times four statuses; the FSM's transitions).
+    let counters = LabelledCounters()
 
     public init() {
         paused.record(0)
@@ -55,27 +59,13 @@ public struct ServiceMetrics: CommandObserver {
     public func batchApplied(_ outcome: CommandBatchProcessor.Outcome, messages: [IncomingCommand], duration: Duration) {
         batchCommands.record(messages.count)
         transaction.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
-        var byKind: [String: Int] = [:]
-        // Types are the producers' strings: only the known ones become label values, so a producer
-        // cannot grow /metrics by one series per made-up type.
-        for command in outcome.commands {
-            let type = CommandType(rawValue: command.type) == nil ? "unknown" : command.type
-            byKind["\(type)\u{0}\(command.status)", default: 0] += 1
-        }
+        var byKind: [CommandBatchProcessor.CommandCount: Int] = [:]
+        for command in outcome.commands { byKind[command, default: 0] += 1 }
         for (kind, count) in byKind {
-            let parts = kind.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            Counter(label: "arrayfsm_commands_total", dimensions: [("type", parts[0]), ("status", parts[1])]).increment(by: count)
-            if parts[1] == "dead_letter" { deadLetters.increment(by: count) }
+            counters.commands(kind).increment(by: count)
+            if kind.status == .deadLetter { deadLetters.increment(by: count) }
         }
-        for (pair, count) in outcome.transitions {
-            // "entity:from->to"
-            let entity = pair.prefix { $0 != ":" }
-            let rest = pair.dropFirst(entity.count + 1)
-            let from = rest.prefix { $0 != "-" }
-            let to = rest.dropFirst(from.count + 2)
-            Counter(label: "arrayfsm_transitions_total", dimensions: [("entity", String(entity)), ("from", String(from)), ("to", String(to))])
-                .increment(by: count)
-        }
+        for (kind, count) in outcome.transitions { counters.transitions(kind).increment(by: count) }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for message in messages {
             if let produced = message.timestampMilliseconds, produced > 0, now >= produced {
@@ -101,5 +91,30 @@ public struct ServiceMetrics: CommandObserver {
         if publishedSinceLast > 0 { published.increment(by: publishedSinceLast) }
         if failuresSinceLast > 0 { deliveryFailures.increment(by: failuresSinceLast) }
         if parkedSinceLast > 0 { parkedTotal.increment(by: parkedSinceLast) }
+    }
+}
+
+/// The labelled counters of ``ServiceMetrics``, each made on first use and kept.
+final class LabelledCounters: Sendable {
+    private let commandCounters = Mutex<[CommandBatchProcessor.CommandCount: Counter]>([:])
+    private let transitionCounters = Mutex<[CommandBatchProcessor.TransitionKind: Counter]>([:])
+
+    func commands(_ kind: CommandBatchProcessor.CommandCount) -> Counter {
+        commandCounters.withLock { counters in
+            if let counter = counters[kind] { return counter }
+            let counter = Counter(label: "arrayfsm_commands_total", dimensions: [("type", kind.typeLabel), ("status", kind.status.rawValue)])
+            counters[kind] = counter
+            return counter
+        }
+    }
+
+    func transitions(_ kind: CommandBatchProcessor.TransitionKind) -> Counter {
+        transitionCounters.withLock { counters in
+            if let counter = counters[kind] { return counter }
+            let counter = Counter(label: "arrayfsm_transitions_total",
+                                  dimensions: [("entity", kind.entity.rawValue), ("from", kind.from ?? "new"), ("to", kind.to)])
+            counters[kind] = counter
+            return counter
+        }
     }
 }
