@@ -13,14 +13,16 @@ func withinTimeLimit<Result: Sendable>(
     let outcome: Swift.Result<Result, any Error>? = await withTaskCancellationHandler {
         await withCheckedContinuation { continuation in
             let waiting = Once(continuation)
+            // A cancelled timer must not resume: cancelling it (the work finished) ends its sleep
+            // early, and resuming then answered "timed out" for work that had just finished.
             let timer = Task {
-                try? await Task.sleep(for: limit)
+                do { try await Task.sleep(for: limit) } catch { return }
                 waiting.resume(returning: nil)
             }
             Task {
                 let result = await work.result
-                timer.cancel()
                 waiting.resume(returning: result)
+                timer.cancel()
             }
         }
     } onCancel: {
