@@ -16,7 +16,7 @@ import Synchronization
 /// (the relay cannot keep up, or cannot publish at all), the loop pauses fetching from its
 /// assigned partitions and keeps polling — so it stays in the group, `max.poll.interval.ms` never
 /// runs out, and nothing is half-applied — and resumes once the waiting rows are down to
-/// `resumeFraction` of the limit. Parked rows do not count: the relay no longer reads them, so
+/// `resumeFraction` of the limit. Parked rows do not count: they are in a table of their own, so
 /// they never drain by themselves, and counting them would let a few undeliverable events stop
 /// all consumption until an operator steps in.
 public final class CommandConsumer: Sendable {

@@ -19,8 +19,8 @@ import Synchronization
 /// back (one key's events keep their commit order) while every other row flows on. Each failure
 /// is counted on the row (`attempts`, first/last failure, the error). A row that failed at least
 /// ``minimumAttempts`` times, the first at least ``parkAfter`` ago, and last with other rows
-/// delivered since its previous failure (so the row is refused, not the broker unreachable) is *parked*: kept with its
-/// error, no longer read, until `arrayfsm outbox requeue` or `drop`. Its key's later rows then flow.
+/// delivered since its previous failure (so the row is refused, not the broker unreachable) is *parked*: moved with its
+/// error to `arrayfsm_outbox_parked`, until `arrayfsm outbox requeue` or `drop`. Its key's later rows then flow.
 public final class OutboxRelay: Sendable {
     let database: ArrayDatabase
     private let currentProducer: Mutex<KafkaProducer>
