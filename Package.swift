@@ -24,7 +24,7 @@ let package = Package(
         // A small Swift 6 wrapper over librdkafka: producer, consumer, admin, mock cluster. No arrayfsm words.
         .target(
             name: "Kafka",
-            dependencies: ["CRdkafka", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CRdkafka", .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         // The domain: statuses, FSM rules, the array operations and their SQL, migrations.
         .target(
@@ -48,6 +48,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ]

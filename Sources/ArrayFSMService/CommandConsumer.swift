@@ -2,6 +2,7 @@ import ArrayFSM
 import Foundation
 import Kafka
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// The consumer loop: poll a batch of commands, apply it in one transaction, then (and only then)
@@ -19,7 +20,7 @@ import Synchronization
 /// `resumeFraction` of the limit. Parked rows do not count: they are in a table of their own, so
 /// they never drain by themselves, and counting them would let a few undeliverable events stop
 /// all consumption until an operator steps in.
-public final class CommandConsumer: Sendable {
+public final class CommandConsumer: Service, Sendable {
     let consumer: KafkaConsumer
     let processor: CommandBatchProcessor
     let relay: OutboxRelay?
@@ -28,6 +29,8 @@ public final class CommandConsumer: Sendable {
     let maxWait: Duration
     let logger: Logger
     let observer: (any CommandObserver)?
+    /// Told when consuming starts and when it stops (graceful shutdown, or an error).
+    let readiness: Readiness?
     /// Guards each batch, and the fetching of waiting commands; nil: neither is watched.
     let watchdog: StallWatchdog?
     /// When the last poll returned messages (or the loop started, or resumed).
@@ -38,6 +41,8 @@ public final class CommandConsumer: Sendable {
     let resumeFraction = 0.8
     /// How often the outbox is counted against `maxOutboxRows`.
     let outboxCheckInterval: Duration
+    /// How long one count may take before the consumer polls on without it.
+    let outboxCheckTimeout = Duration.seconds(5)
     private let paused = Atomic<Bool>(false)
 
     /// Whether fetching is paused because the outbox is over `maxOutboxRows`.
@@ -59,8 +64,9 @@ public final class CommandConsumer: Sendable {
         consumer: KafkaConsumer, processor: CommandBatchProcessor, relay: OutboxRelay?, topics: Topics,
         maxBatch: Int = 500, maxWait: Duration = .milliseconds(20), observer: (any CommandObserver)? = nil,
         watchdog: StallWatchdog? = nil, maxOutboxRows: Int? = nil, outboxCheckInterval: Duration = .milliseconds(500),
-        logger: Logger
+        readiness: Readiness? = nil, logger: Logger
     ) {
+        self.readiness = readiness
         self.maxOutboxRows = maxOutboxRows.flatMap { $0 > 0 ? $0 : nil }
         self.outboxCheckInterval = outboxCheckInterval
         self.watchdog = watchdog
@@ -77,10 +83,21 @@ public final class CommandConsumer: Sendable {
     /// Messages behind on the assigned partitions, from the latest statistics report.
     public var lag: Int64? { consumer.latestStatistics?.totalConsumerLag }
 
-    /// Runs until `shouldStop` returns true (checked between batches) or the task is cancelled,
-    /// then leaves the group cleanly (committing stored offsets).
-    public func run(until shouldStop: @escaping @Sendable () -> Bool = { false }) async throws {
+    /// As a service: consumes until the group shuts down gracefully (or the task is cancelled),
+    /// finishing the batch in hand, then leaves the group cleanly (committing stored offsets).
+    /// Readiness ends as soon as the shutdown starts.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            defer { readiness?.setConsuming(false) }
+            try await consume()
+        } onGracefulShutdown: { [readiness] in
+            readiness?.setConsuming(false)
+        }
+    }
+
+    func consume() async throws {
         try consumer.subscribe(topics: [topics.commands])
+        readiness?.setConsuming(!Task.isShuttingDownGracefully)
         let liveness = watchdog.map { watchdog in Task { await watchForStarvation(watchdog) } }
         defer { liveness?.cancel() }
         var backoff = Duration.milliseconds(100)
@@ -88,7 +105,7 @@ public final class CommandConsumer: Sendable {
         var lastTransaction = Duration.zero
         var lastOutboxCheck: ContinuousClock.Instant?
         defer { logger.info("command consumer stopped") }
-        while !shouldStop() && !Task.isCancelled {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             await applyBackpressure(lastCheck: &lastOutboxCheck)
             let polled = try await gather(afterTransactionOf: lastTransaction)
             guard !polled.isEmpty else { continue }
@@ -116,7 +133,7 @@ public final class CommandConsumer: Sendable {
                 observer?.batchFailed(error)
                 failures.failed(error, metadata: ["in": "\(backoff)"])
                 try await rewind(polled)
-                try? await Task.sleep(for: backoff)
+                try? await cancelWhenGracefulShutdown { [backoff] in try await Task.sleep(for: backoff) }
                 backoff = min(backoff * 2, .seconds(10))
             }
         }
@@ -166,11 +183,20 @@ public final class CommandConsumer: Sendable {
         lastCheck = now
         let waiting: Int
         do {
-            waiting = try await watchdog.guarding("outbox size", logger: logger) {
-                try await relay.database.client.withConnection { connection in
-                    try await Outbox.waiting(upTo: limit + 1, on: connection, logger: logger)
+            // Bounded: a count that goes unanswered (a lease asked for while PostgreSQL stopped)
+            // must not keep the consumer from polling; the watchdog still sees it if it never ends.
+            let counted = try await withinTimeLimit(outboxCheckTimeout) { [watchdog, relay, logger] in
+                try await watchdog.guarding("outbox size", logger: logger) {
+                    try await relay.database.client.withConnection { connection in
+                        try await Outbox.waiting(upTo: limit + 1, on: connection, logger: logger)
+                    }
                 }
             }
+            guard let counted else {
+                logger.warning("could not count the outbox: no answer within \(OutageLog.seconds(outboxCheckTimeout))")
+                return
+            }
+            waiting = counted
         } catch {
             logger.warning("could not count the outbox", metadata: ["error": "\(error)"])
             return

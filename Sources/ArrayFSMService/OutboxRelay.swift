@@ -2,6 +2,7 @@ import ArrayFSM
 import Kafka
 import Logging
 import PostgresNIO
+import ServiceLifecycle
 import Synchronization
 
 /// Publishes the outbox: reads the oldest rows, produces them with the idempotent producer,
@@ -21,7 +22,7 @@ import Synchronization
 /// ``minimumAttempts`` times, the first at least ``parkAfter`` ago, and last with other rows
 /// delivered since its previous failure (so the row is refused, not the broker unreachable) is *parked*: moved with its
 /// error to `arrayfsm_outbox_parked`, until `arrayfsm outbox requeue` or `drop`. Its key's later rows then flow.
-public final class OutboxRelay: Sendable {
+public final class OutboxRelay: Service, Sendable {
     let database: ArrayDatabase
     private let currentProducer: Mutex<KafkaProducer>
     /// Makes a new producer after a gap-less guarantee failure; nil: such a failure stops the relay.
@@ -72,6 +73,11 @@ public final class OutboxRelay: Sendable {
     public let parkAfter: Duration
     /// Failed attempts a row needs before it may be parked.
     public let minimumAttempts: Int
+    /// How long publishing what is left at shutdown, and flushing the producer, may take.
+    public let shutdownTimeout: Duration
+    /// Set when the shutdown drain ran out of time: flushing the producer again would wait for
+    /// the same undeliverable messages.
+    let gaveUpDraining = Atomic<Bool>(false)
 
     /// A row that failed and waits for its next attempt.
     struct Backoff {
@@ -106,9 +112,13 @@ public final class OutboxRelay: Sendable {
     ///   - minimumAttempts: failed attempts before a row may be parked.
     ///   - renewProducer: makes a replacement producer (configured with ``producerProperties``)
     ///     after a gap-less guarantee failure; nil: every fatal producer error stops the relay.
+    ///   - shutdownTimeout: the bound of the shutdown drain; past it ``run()`` throws
+    ///     ``ShutdownTimedOut`` and the rows left stay in the outbox for the next relay.
     public init(database: ArrayDatabase, producer: KafkaProducer, batchSize: Int = 2000,
                 idleInterval: Duration = .milliseconds(100), parkAfter: Duration = .seconds(300), minimumAttempts: Int = 3,
+                shutdownTimeout: Duration = .seconds(30),
                 renewProducer: (@Sendable () throws -> KafkaProducer)? = nil, watchdog: StallWatchdog? = nil, logger: Logger) {
+        self.shutdownTimeout = shutdownTimeout
         self.renewProducer = renewProducer
         self.parkAfter = parkAfter
         self.minimumAttempts = minimumAttempts
@@ -128,15 +138,61 @@ public final class OutboxRelay: Sendable {
         wakeUp.yield()
     }
 
-    /// Publishes until cancelled; then returns (call ``drain()`` to empty the outbox first).
+    /// As a service: publishes until the group shuts down gracefully — which reaches the relay
+    /// after the consumer has stopped, so no rows come after — then publishes what is left and
+    /// flushes the producer within ``shutdownTimeout``.
+    ///
+    /// - Throws: the producer's fatal error (see ``publishUntilCancelled()``), or
+    ///   ``ShutdownTimedOut`` when the drain did not finish (the rows stay for the next relay).
+    public func run() async throws {
+        // The loop ends before the drain starts: a round in flight holds the relay lock, and the
+        // drain must not mistake that for another relay leading.
+        try await cancelWhenGracefulShutdown { [self] in try await publishUntilCancelled() }
+        guard !Task.isCancelled else { return }
+        logger.info("consumer closed; publishing what is left in the outbox")
+        let drained = try await withinTimeLimit(shutdownTimeout) { [self] in
+            let published = try await drain()
+            // The relay's producer now: it replaces its own after a gap-less guarantee failure.
+            try? await producer.flush(timeout: .seconds(10))
+            return published
+        }
+        guard let published = drained else {
+            gaveUpDraining.store(true, ordering: .relaxed)
+            throw ShutdownTimedOut(timeout: shutdownTimeout, eventsLeft: await outboxDepth())
+        }
+        logger.info("outbox drained", metadata: ["published_at_shutdown": "\(published)"])
+    }
+
+    /// The shutdown drain did not finish within its timeout: serve exits non-zero, naming what is
+    /// left. Nothing is lost: the rows stay in the outbox for the next relay.
+    public struct ShutdownTimedOut: Error, CustomStringConvertible {
+        /// The timeout that passed.
+        public var timeout: Duration
+        /// Events still in the outbox (every instance's); nil when the database did not answer.
+        public var eventsLeft: Int?
+
+        public var description: String {
+            let left = eventsLeft.map { "\($0) events" } ?? "events (how many: the database did not answer)"
+            return "shutdown timed out after \(OutageLog.seconds(timeout)) with \(left) still in the outbox; the next instance publishes them"
+        }
+    }
+
+    /// Rows in the outbox, or nil when the database does not answer within 5 seconds.
+    func outboxDepth() async -> Int? {
+        try? await withinTimeLimit(.seconds(5)) { [database, logger] in
+            try await database.client.withConnection { try await Outbox.depth(on: $0, logger: logger) }
+        } ?? nil
+    }
+
+    /// Publishes until cancelled; then returns.
     ///
     /// - Throws: the producer's fatal error (e.g. `OUT_OF_ORDER_SEQUENCE_NUMBER` from a broker
     ///   that lost the idempotent producer's state). A producer in that state never delivers
     ///   again, so retrying would only let the outbox grow: the process must restart with a new
     ///   producer. Nothing is lost: undelivered rows stay in the outbox.
-    public func run() async throws {
+    func publishUntilCancelled() async throws {
         guard let stream = wakeUps.withLock({ stream in defer { stream = nil }; return stream }) else {
-            preconditionFailure("OutboxRelay.run() called twice")
+            preconditionFailure("OutboxRelay runs once")
         }
         var backoff = Duration.milliseconds(100)
         let failures = OutageLog(started: "outbox relay round failed, retrying", ended: "outbox relay publishing again", level: .warning, logger: logger)

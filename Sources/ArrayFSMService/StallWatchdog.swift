@@ -9,7 +9,8 @@ import Logging
 public struct StallWatchdog: Sendable {
     /// How long a guarded step may take.
     public let timeout: Duration
-    let onStall: @Sendable (Duration) -> Void
+    /// What a stuck step does.
+    public let onStall: @Sendable (Duration) -> Void
 
     public init(timeout: Duration, onStall: @escaping @Sendable (Duration) -> Void) {
         self.timeout = timeout

@@ -50,71 +50,56 @@ public final class ServiceHarness: Sendable {
         "fetch.wait.max.ms": "5",
     ]
 
-    /// How a started server's relay and back-pressure are set (tests of the outbox).
-    public struct OutboxSettings: Sendable {
-        /// Rows per relay round.
-        public var batchSize = 2000
-        /// librdkafka properties of the relay's producer, over the harness's.
-        public var producerProperties: [String: String] = [:]
-        public var parkAfter = Duration.seconds(300)
-        public var minimumAttempts = 3
-        /// Waiting rows above which the consumer pauses; nil: never.
-        public var maxOutboxRows: Int?
-        public var checkInterval = Duration.milliseconds(100)
-
-        public init() {}
+    /// What a started server is configured with: the harness's broker, group and topics, the
+    /// mock cluster's fast group settings and 1 ms linger, no HTTP endpoint, and no stall exit
+    /// (a test process must not exit; ``startServer(watchdog:_:)`` takes a watchdog instead).
+    public var serveConfiguration: ServeConfiguration {
+        var configuration = ServeConfiguration()
+        configuration.bootstrapServers = bootstrapServers
+        configuration.groupID = groupID
+        configuration.topics = topics
+        configuration.metricsPort = 0
+        configuration.batchTimeout = nil
+        // The mock cluster has no CreateTopics; the harness made them.
+        configuration.createsTopics = cluster == nil
+        configuration.kafkaProperties = Self.fastGroupProperties.merging(["linger.ms": "1"]) { $1 }
+        return configuration
     }
 
-    /// Starts one more `serve` member of the group, its batches and relay guarded by `watchdog`
-    /// when given, its readiness and shutdown drain bounded as `serve`'s flags bound them; returns it.
+    /// Starts one more `serve` member of the group on the test's database, configured as
+    /// ``serveConfiguration`` and then by `configure`; its batches and relay guarded by `watchdog`
+    /// when given. Returns it; ``stop(_:)`` shuts it down as SIGTERM would.
     @discardableResult
-    public func startServer(maxBatch: Int = 500, watchdog: StallWatchdog? = nil, outbox: OutboxSettings = .init(),
-                            readyRelayStall: Duration? = .seconds(60), shutdownTimeout: Duration = .seconds(30)) throws -> ArrayFSMServer {
-        let consumer = try KafkaConsumer(
-            configuration: KafkaConfiguration(
-                bootstrapServers: bootstrapServers, clientID: "arrayfsm-serve", groupID: groupID, properties: Self.fastGroupProperties),
-            logger: logger)
-        let relayConfiguration = try KafkaConfiguration(
-            bootstrapServers: bootstrapServers, clientID: "arrayfsm-relay",
-            properties: OutboxRelay.producerProperties.merging(["linger.ms": "1"].merging(outbox.producerProperties) { $1 }) { $1 })
-        let producer = try KafkaProducer(configuration: relayConfiguration, logger: logger)
-        let processor = CommandBatchProcessor(database: database, topics: topics)
-        let relay = OutboxRelay(
-            database: database, producer: producer, batchSize: outbox.batchSize, idleInterval: .milliseconds(50),
-            parkAfter: outbox.parkAfter, minimumAttempts: outbox.minimumAttempts,
-            renewProducer: { [logger] in try KafkaProducer(configuration: relayConfiguration, logger: logger) },
-            watchdog: watchdog, logger: logger)
-        let commandConsumer = CommandConsumer(
-            consumer: consumer, processor: processor, relay: relay, topics: topics, maxBatch: maxBatch, watchdog: watchdog,
-            maxOutboxRows: outbox.maxOutboxRows, outboxCheckInterval: outbox.checkInterval, logger: logger)
-        let server = ArrayFSMServer(
-            consumer: commandConsumer, relay: relay, producer: producer, readyRelayStall: readyRelayStall,
-            shutdownTimeout: shutdownTimeout, logger: logger)
+    public func startServer(watchdog: StallWatchdog? = nil, _ configure: (inout ServeConfiguration) -> Void = { _ in }) throws -> ArrayFSMServer {
+        var configuration = serveConfiguration
+        configuration.batchTimeout = watchdog?.timeout
+        configure(&configuration)
+        var onStall: @Sendable (Duration) -> Void = { _ in }
+        if let watchdog { onStall = watchdog.onStall }
+        let server = try ArrayFSMServer(configuration: configuration, database: database, onStall: onStall, logger: logger)
         let task = Task { try await server.run() }
         servers.withLock { $0.append((server, task)) }
         return server
     }
 
-    /// Starts `arrayfsm serve` as a child process in the group (as production runs it); stop it
-    /// with SIGTERM and wait for it.
-    public func startServerProcess(binary: String, databaseURL: DatabaseURL, maxBatch: Int = 500,
-                                   extraEnvironment: [String: String] = [:]) throws -> ChildProcess {
-        var environment = [
-            "ARRAYFSM_DATABASE_URL": databaseURL.string,
-            "ARRAYFSM_BOOTSTRAP_SERVERS": bootstrapServers,
-            "ARRAYFSM_GROUP_ID": groupID,
-            "ARRAYFSM_COMMANDS_TOPIC": topics.commands,
-            "ARRAYFSM_RESULTS_TOPIC": topics.results,
-            "ARRAYFSM_TRANSITIONS_TOPIC": topics.transitions,
-            "ARRAYFSM_DLQ_TOPIC": topics.deadLetters,
-            "ARRAYFSM_METRICS_PORT": ProcessInfo.processInfo.environment["ARRAYFSM_METRICS_PORT"] ?? "0",
-            "ARRAYFSM_MAX_BATCH": String(maxBatch),
-            // The child's log is a file (ChildProcess); ARRAYFSM_SERVE_LOG_LEVEL=debug shows each batch there.
-            "ARRAYFSM_LOG_LEVEL": ProcessInfo.processInfo.environment["ARRAYFSM_SERVE_LOG_LEVEL"] ?? "warning",
-            "ARRAYFSM_KAFKA_LINGER_MS": "1",
-        ]
-        for (name, value) in Self.fastGroupProperties {
-            environment["ARRAYFSM_KAFKA_" + name.uppercased().replacingOccurrences(of: ".", with: "_")] = value
+    /// Starts `arrayfsm serve` as a child process in the group (as production runs it), with the
+    /// environment of ``serveConfiguration`` changed by `configure`, and `extraEnvironment` over
+    /// it; stop it with SIGTERM and wait for it. `ARRAYFSM_METRICS_PORT` in the test's environment
+    /// opens its HTTP endpoint; `ARRAYFSM_SERVE_LOG_LEVEL=debug` shows each batch in its log file.
+    public func startServerProcess(binary: String, databaseURL: DatabaseURL, extraEnvironment: [String: String] = [:],
+                                   _ configure: (inout ServeConfiguration) -> Void = { _ in }) throws -> ChildProcess {
+        var configuration = serveConfiguration
+        configuration.databaseURL = databaseURL
+        // A child may exit for a restart when stuck, as production's serve does.
+        configuration.batchTimeout = ServeConfiguration().batchTimeout
+        let given = ProcessInfo.processInfo.environment
+        configuration.metricsPort = given["ARRAYFSM_METRICS_PORT"].flatMap { Int($0) } ?? 0
+        configuration.logLevel = given["ARRAYFSM_SERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        configure(&configuration)
+        var environment = configuration.environment
+        // Explicit, so that a variable of the test's own environment cannot change the child's settings.
+        for setting in ServeSetting.all where environment[setting.environmentName] == nil {
+            environment[setting.environmentName] = ""
         }
         environment.merge(extraEnvironment) { $1 }
         return try ChildProcess([binary, "serve"], environment: environment)
@@ -126,7 +111,7 @@ public final class ServiceHarness: Sendable {
             guard let index = list.firstIndex(where: { $0.0 === server }) else { return nil }
             return list.remove(at: index).1
         }
-        server.stop()
+        await server.triggerGracefulShutdown()
         try await task?.value
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ArrayFSM
+import ArrayFSMService
 import Foundation
 import PostgresNIO
 
@@ -27,6 +28,9 @@ struct ArrayFSMCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch let error as DatabaseURL.ParseError {
+            FileHandle.standardError.write(Data("arrayfsm: \(error)\n".utf8))
+            Foundation.exit(64)
+        } catch let error as ServeConfiguration.Invalid {
             FileHandle.standardError.write(Data("arrayfsm: \(error)\n".utf8))
             Foundation.exit(64)
         } catch let error as DatabaseConnectError {

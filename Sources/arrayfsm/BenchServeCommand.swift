@@ -43,11 +43,11 @@ struct BenchServeCommand: AsyncParsableCommand {
             let harness = try ServiceHarness(database: ArrayDatabase(client: client), partitions: 16, logger: logger)
             var child: ChildProcess?
             if inProcess {
-                try harness.startServer(maxBatch: maxBatch)
+                try harness.startServer { $0.maxBatch = maxBatch }
             } else {
                 // serve as its own process, as in production: it does not share this process's threads.
                 let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-                child = try harness.startServerProcess(binary: binary, databaseURL: url, maxBatch: maxBatch)
+                child = try harness.startServerProcess(binary: binary, databaseURL: url) { $0.maxBatch = maxBatch }
             }
             let report = try await benchmark.run(harness, logger: logger) { line in
                 FileHandle.standardError.write(Data("… \(line)\n".utf8))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ArrayFSM
+import ArrayFSMService
 import ArrayFSMTesting
 import Foundation
 import Logging
@@ -41,20 +42,13 @@ enum Environment {
         try int(flag.map(Int.init), name).map { Int32(clamping: $0) }
     }
 
-    /// librdkafka properties from `--kafka name=value` flags and `ARRAYFSM_KAFKA_NAME` variables
-    /// (underscores become dots); flags win.
+    /// librdkafka properties from `--kafka name=value` flags and `ARRAYFSM_KAFKA_NAME` variables.
     static func kafkaProperties(_ flags: [String]) throws -> [String: String] {
-        var properties: [String: String] = [:]
-        for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix("ARRAYFSM_KAFKA_") {
-            properties[name.dropFirst("ARRAYFSM_KAFKA_".count).lowercased().replacingOccurrences(of: "_", with: ".")] = value
+        do {
+            return try ServeConfiguration.kafkaProperties(flags: flags, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError(error.description)
         }
-        for flag in flags {
-            guard let equals = flag.firstIndex(of: "="), equals != flag.startIndex else {
-                throw ValidationError("--kafka takes name=value, got '\(flag)'")
-            }
-            properties[String(flag[..<equals])] = String(flag[flag.index(after: equals)...])
-        }
-        return properties
     }
 
     /// The database from `--database-url` / `ARRAYFSM_DATABASE_URL`, or else a throwaway durable

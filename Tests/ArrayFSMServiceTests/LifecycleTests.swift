@@ -94,7 +94,7 @@ import Testing
             #expect(results.compactMap { $0.json["command_id"] as? String } == ["during"], "the command waited and was applied once")
 
             serve.signal(SIGTERM)
-            #expect(await serve.wait(timeout: .seconds(60)) == 0)
+            #expect(await serve.wait(timeout: .seconds(60)) == 0, "\(serve.output)")
             let log = serve.output
             func lines(_ text: String) -> Int { log.components(separatedBy: "\n").filter { $0.contains(text) }.count }
             #expect(lines("database unreachable: ") == 1, "one line as the outage starts:\n\(log)")
@@ -110,7 +110,7 @@ import Testing
     @Test func notReadyWhileTheRelayMakesNoProgressWithEventsWaitingAndReadyOnceItPublishes() async throws {
         try await TestPostgres.withDatabase { db in
             let harness = try ServiceHarness(database: db)
-            let server = try harness.startServer(readyRelayStall: .seconds(2))
+            let server = try harness.startServer { $0.readyRelayStall = .seconds(2) }
             let array = try await ArrayFixture.make(db, tasks: 4)
             try await harness.produce([launch(array, "warm")])
             _ = try await harness.read(harness.topics.results) { !$0.isEmpty }

@@ -95,9 +95,7 @@ import Testing
     func oneArraysEventsStayInCommitOrderWhenAnEarlierRoundFailsAndALaterOneSucceeds(_ code: Int32) async throws {
         try await TestPostgres.withDatabase { db in
             let harness = try ServiceHarness(database: db)
-            var settings = ServiceHarness.OutboxSettings()
-            settings.batchSize = 25  // many rounds, several in flight
-            let server = try harness.startServer(outbox: settings)
+            let server = try harness.startServer { $0.relayBatch = 25 }  // many rounds, several in flight
             var arrays: [ArrayFixture] = []
             for _ in 0..<4 { arrays.append(try await ArrayFixture.make(db, tasks: 60)) }
             let messages = recordCommands(arrays, prefix: "o")
@@ -143,9 +141,7 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build arrayfsm first (swift build --build-tests)")
         try await TestPostgres.withDatabase { db, url in
             let harness = try ServiceHarness(database: db)
-            var settings = ServiceHarness.OutboxSettings()
-            settings.parkAfter = .seconds(2)
-            let server = try harness.startServer(outbox: settings)
+            let server = try harness.startServer { $0.outboxParkAfter = .seconds(2) }
             let arrays = [try await ArrayFixture.make(db, tasks: 30), try await ArrayFixture.make(db, tasks: 30)]
             let results = harness.topics.results
             // Two keys of their own on the results topic, and one of an array's (held behind it,
@@ -211,10 +207,11 @@ import Testing
     @Test func aFullOutboxPausesTheConsumerUntilTheRelayCatchesUp() async throws {
         try await TestPostgres.withDatabase { db in
             let harness = try ServiceHarness(database: db)
-            var settings = ServiceHarness.OutboxSettings()
-            settings.maxOutboxRows = 40
-            settings.checkInterval = .zero  // before every batch
-            let server = try harness.startServer(maxBatch: 5, outbox: settings)
+            let server = try harness.startServer {
+                $0.maxBatch = 5
+                $0.maxOutboxRows = 40
+                $0.outboxCheckInterval = .zero  // before every batch
+            }
             let array = try await ArrayFixture.make(db, tasks: 150)
             let messages = recordCommands([array], prefix: "b")  // 2 events each: a result, a transition
             let ids = Set(messages.map { (try! JSONSerialization.jsonObject(with: Data($0.value!)) as! [String: Any])["command_id"] as! String })

@@ -192,7 +192,7 @@ import Testing
     @Test func stoppedMidStreamAndRestartedLosesNothingAndAppliesNothingTwice() async throws {
         try await TestPostgres.withDatabase { db in
             let harness = try ServiceHarness(database: db)
-            let first = try harness.startServer(maxBatch: 50)
+            let first = try harness.startServer { $0.maxBatch = 50 }
             var arrays: [ArrayFixture] = []
             for _ in 0..<8 { arrays.append(try await ArrayFixture.make(db, tasks: 250)) }
             var messages: [(key: [UInt8]?, value: [UInt8]?)] = []
@@ -207,7 +207,7 @@ import Testing
             try await harness.stop(first)
             let processedAtStop = try await processedCount(db)
             #expect(processedAtStop < 2000, "stopped mid-stream")
-            try harness.startServer(maxBatch: 50)
+            try harness.startServer { $0.maxBatch = 50 }
             let all = Set(messages.map { (try! JSONSerialization.jsonObject(with: Data($0.value!)) as! [String: Any])["command_id"] as! String })
             let byID = try await results(harness, for: all, timeout: .seconds(120))
             #expect(Set(byID.keys) == all, "nothing lost")
