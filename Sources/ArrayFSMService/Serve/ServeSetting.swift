@@ -22,6 +22,12 @@ public struct ServeSetting {
     /// The default as help and docs show it.
     public var defaultText: String { render(ServeConfiguration()) ?? "none" }
 
+    /// The default in a table cell: code, "(empty)" or "none".
+    var defaultMarkdown: String {
+        guard let text = render(ServeConfiguration()) else { return "none" }
+        return text.isEmpty ? "(empty)" : "`\(text)`"
+    }
+
     /// Every setting, in the order `--help` lists them.
     public static var all: [ServeSetting] {
         [
@@ -163,7 +169,7 @@ public struct ServeSetting {
     /// The settings as docs/operations.md's table (a test checks that the document holds exactly this).
     public static var markdownTable: String {
         (["| flag | environment | default | meaning |", "|---|---|---|---|"] + all.map { setting in
-            "| `--\(setting.flag)` | `\(setting.environmentName)` | \(setting.defaultText.isEmpty ? "(empty)" : "`\(setting.defaultText)`") | \(setting.help) |"
+            "| `--\(setting.flag)` | `\(setting.environmentName)` | \(setting.defaultMarkdown) | \(setting.help) |"
         } + ["| `--kafka name=value` | `\(ServeConfiguration.kafkaPrefix)<NAME>` | none | any librdkafka property, for every client serve makes (dots as underscores in the variable) |"])
             .joined(separator: "\n")
     }
