@@ -63,14 +63,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Shared by every test target and the benchmarks: throwaway PostgreSQL, fixtures.
+        // The developer tools the CLI runs: benchmarks, a throwaway PostgreSQL, the noida broker,
+        // child processes, and a serve on a local broker for them (the tests use it too).
         .target(
-            name: "ArrayFSMTesting",
+            name: "ArrayFSMTools",
             dependencies: [
                 "ArrayFSM",
                 "ArrayFSMService",
                 "ArrayFSMLoad",
                 "Kafka",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // What only tests import: test databases, row readers, schema checks, a test CA.
+        .target(
+            name: "ArrayFSMTesting",
+            dependencies: [
+                "ArrayFSM",
+                "ArrayFSMTools",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -83,7 +94,7 @@ let package = Package(
                 "ArrayFSM",
                 "ArrayFSMService",
                 "ArrayFSMLoad",
-                "ArrayFSMTesting",
+                "ArrayFSMTools",
                 "Kafka",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,7 +105,7 @@ let package = Package(
             name: "arrayfsm",
             dependencies: [
                 "ArrayFSM",
-                "ArrayFSMTesting",
+                "ArrayFSMTools",
                 "ArrayFSMChaos",
                 "ArrayFSMService",
                 "ArrayFSMLoad",
@@ -109,12 +120,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ArrayFSMTests",
-            dependencies: ["ArrayFSM", "ArrayFSMTesting"]
+            dependencies: ["ArrayFSM", "ArrayFSMTesting", "ArrayFSMTools"]
         ),
-        .testTarget(name: "ArrayFSMServiceTests", dependencies: ["ArrayFSMService", "ArrayFSMTesting", "Kafka"]),
-        .testTarget(name: "ArrayFSMLoadTests", dependencies: ["ArrayFSMLoad", "ArrayFSMTesting", "Kafka"]),
+        .testTarget(name: "ArrayFSMServiceTests", dependencies: ["ArrayFSMService", "ArrayFSMTesting", "ArrayFSMTools", "Kafka"]),
+        .testTarget(name: "ArrayFSMLoadTests", dependencies: ["ArrayFSMLoad", "ArrayFSMTesting", "ArrayFSMTools", "Kafka"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "ArrayFSMChaosTests", dependencies: ["ArrayFSMChaos", "ArrayFSMTesting"]),
+        .testTarget(name: "ArrayFSMChaosTests", dependencies: ["ArrayFSMChaos", "ArrayFSMTesting", "ArrayFSMTools"]),
         // A consumer-group member that KafkaTests starts and kills with SIGKILL.
         .executableTarget(name: "kafka-test-consumer", dependencies: ["Kafka"]),
         // The Kafka-layer benchmark: the wrapper against plain C loops on the same broker, same run.

@@ -1,7 +1,9 @@
+// ArrayFSMChaos — the fault suite: serve processes under kills, restarts, broker and database
+// faults and hostile input, checked by an oracle against a clean run. Built on ArrayFSMTools.
 import ArrayFSM
 import ArrayFSMLoad
 import ArrayFSMService
-import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 import Kafka
 import Logging

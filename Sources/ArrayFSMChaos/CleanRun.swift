@@ -1,3 +1,5 @@
+// ArrayFSMChaos — the fault suite: serve processes under kills, restarts, broker and database
+// faults and hostile input, checked by an oracle against a clean run. Built on ArrayFSMTools.
 import ArrayFSM
 import ArrayFSMLoad
 import ArrayFSMService

@@ -1,3 +1,5 @@
+// ArrayFSMChaos — the fault suite: serve processes under kills, restarts, broker and database
+// faults and hostile input, checked by an oracle against a clean run. Built on ArrayFSMTools.
 import Foundation
 
 /// What the events say, reduced to what two runs of the same workload must agree on: per command,

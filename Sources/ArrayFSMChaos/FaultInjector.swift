@@ -1,5 +1,7 @@
+// ArrayFSMChaos — the fault suite: serve processes under kills, restarts, broker and database
+// faults and hostile input, checked by an oracle against a clean run. Built on ArrayFSMTools.
 import ArrayFSMLoad
-import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 import Logging
 import PostgresNIO

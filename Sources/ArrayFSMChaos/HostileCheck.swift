@@ -1,6 +1,8 @@
+// ArrayFSMChaos — the fault suite: serve processes under kills, restarts, broker and database
+// faults and hostile input, checked by an oracle against a clean run. Built on ArrayFSMTools.
 import ArrayFSM
 import ArrayFSMService
-import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 
 /// The `hostile` scenario's promises beyond the clean-run comparison: each hostile message got

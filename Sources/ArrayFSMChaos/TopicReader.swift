@@ -1,4 +1,6 @@
-import ArrayFSMTesting
+// ArrayFSMChaos — the fault suite: serve processes under kills, restarts, broker and database
+// faults and hostile input, checked by an oracle against a clean run. Built on ArrayFSMTools.
+import ArrayFSMTools
 import Foundation
 import Kafka
 

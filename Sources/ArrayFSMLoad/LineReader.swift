@@ -1,3 +1,5 @@
+// ArrayFSMLoad — load-test tooling: topic dumps (kcat -J), replay, workload generation, seeding.
+// Uses Kafka and PostgreSQL directly; never the service.
 import Foundation
 
 /// The lines of a file (or standard input), read in chunks: a dump of millions of messages is

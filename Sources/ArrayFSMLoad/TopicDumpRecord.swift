@@ -1,3 +1,5 @@
+// ArrayFSMLoad — load-test tooling: topic dumps (kcat -J), replay, workload generation, seeding.
+// Uses Kafka and PostgreSQL directly; never the service.
 import Foundation
 
 /// One message of a topic dump: a line of JSON in the format `kcat -C -J` prints.

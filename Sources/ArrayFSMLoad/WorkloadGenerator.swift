@@ -1,3 +1,5 @@
+// ArrayFSMLoad — load-test tooling: topic dumps (kcat -J), replay, workload generation, seeding.
+// Uses Kafka and PostgreSQL directly; never the service.
 import Foundation
 
 /// Writes a generated workload as a topic dump: per array, the lifecycle a scheduler and a

@@ -1,3 +1,5 @@
+// ArrayFSMService — the processor: command batches from Kafka, one transaction each, the outbox
+// and its relay, readiness and metrics. Uses ArrayFSM for the domain and Kafka for the wire.
 import Foundation
 import Logging
 import PostgresNIO

@@ -1,3 +1,5 @@
+// ArrayFSMService — the processor: command batches from Kafka, one transaction each, the outbox
+// and its relay, readiness and metrics. Uses ArrayFSM for the domain and Kafka for the wire.
 extension ServiceMetrics {
     /// The `# HELP` text of every metric in ``names`` (serve's exporter emits it; a test checks that
     /// no name lacks one). One line each: what the metric counts or measures, and its labels.

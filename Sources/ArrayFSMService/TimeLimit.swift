@@ -1,3 +1,5 @@
+// ArrayFSMService — the processor: command batches from Kafka, one transaction each, the outbox
+// and its relay, readiness and metrics. Uses ArrayFSM for the domain and Kafka for the wire.
 import Synchronization
 
 /// Runs `body` in a task of its own and waits for it at most `limit`: its result, or nil when it

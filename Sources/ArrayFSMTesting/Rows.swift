@@ -1,3 +1,4 @@
+// ArrayFSMTesting — what only tests import: test databases, row readers, schema checks, a test CA.
 import ArrayFSM
 import Foundation
 import Logging
@@ -66,5 +67,27 @@ extension ArrayDatabase {
     /// Sets the status of the given tasks directly, as a worker or the resume path would.
     public func setTaskStatus(_ ids: [Int64], to status: TaskStatus, logger: Logger = TestPostgres.logger) async throws {
         try await client.query("UPDATE task SET status = \(status.rawValue) WHERE id = ANY(\(ids))", logger: logger)
+    }
+}
+
+extension ArrayDatabase {
+    /// The status of each task of the array, by status code.
+    public func taskCounts(arrayID: Int64, logger: Logger = TestPostgres.logger) async throws -> [String: Int] {
+        try await counts(
+            "SELECT status, count(*)::bigint FROM task WHERE array_id = \(arrayID) GROUP BY status", logger: logger)
+    }
+
+    /// The status of each task instance of the array, by status code.
+    public func taskInstanceCounts(arrayID: Int64, logger: Logger = TestPostgres.logger) async throws -> [String: Int] {
+        try await counts(
+            "SELECT status, count(*)::bigint FROM task_instance WHERE array_id = \(arrayID) GROUP BY status", logger: logger)
+    }
+
+    private func counts(_ query: PostgresQuery, logger: Logger) async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for try await (status, count) in try await client.query(query, logger: logger).decode((String, Int64).self) {
+            counts[status] = Int(count)
+        }
+        return counts
     }
 }

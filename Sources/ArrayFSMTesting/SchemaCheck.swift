@@ -1,3 +1,5 @@
+// ArrayFSMTesting — what only tests import: test databases, row readers, schema checks, a test CA.
+import ArrayFSMTools
 import Foundation
 
 /// Validates produced messages against `schemas/v1` with `scripts/validate-messages` (Python's jsonschema).

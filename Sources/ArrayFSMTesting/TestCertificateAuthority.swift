@@ -1,3 +1,5 @@
+// ArrayFSMTesting — what only tests import: test databases, row readers, schema checks, a test CA.
+import ArrayFSMTools
 import Foundation
 
 /// A certificate authority of its own in a temporary directory, made with the `openssl` command,

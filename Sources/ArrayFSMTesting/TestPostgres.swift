@@ -1,4 +1,6 @@
+// ArrayFSMTesting — what only tests import: test databases, row readers, schema checks, a test CA.
 import ArrayFSM
+import ArrayFSMTools
 import Foundation
 import Logging
 import PostgresNIO
@@ -9,11 +11,7 @@ import PostgresNIO
 /// Each test gets a database of its own, cloned from a migrated template, so tests run in parallel.
 public enum TestPostgres {
     /// A logger for tests; `LOG_LEVEL=debug` shows SQL.
-    public static var logger: Logger {
-        var logger = Logger(label: "arrayfsm.test")
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
-        return logger
-    }
+    public static var logger: Logger { ToolLogger.make(label: "arrayfsm.test") }
 
     /// The server and the name of its migrated template database, set up once per process.
     public static func server() async throws -> (url: DatabaseURL, template: String) {

@@ -1,3 +1,5 @@
+// Kafka — a Swift wrapper over librdkafka (producer, consumer, admin, mock cluster).
+// Knows no arrayfsm word and no SQL.
 internal import CRdkafka
 internal import Logging
 

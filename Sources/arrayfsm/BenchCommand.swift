@@ -1,8 +1,9 @@
+// arrayfsm — the command line: argument parsing and wiring of the modules; no logic of its own.
 import ArgumentParser
 import ArrayFSM
 import ArrayFSMLoad
 import ArrayFSMService
-import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 
 /// `arrayfsm bench`: a generated workload through serve, with latency per command type and the
@@ -84,20 +85,6 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        var lines = [
-            String(format: "workload: %d workflows × %d arrays, %d–%d tasks per array, batches of %d (seed %llu)",
-                   resolved.workflows, resolved.arraysPerWorkflow, resolved.minTasks, resolved.maxTasks, resolved.batchSize, resolved.seed),
-            String(format: "through Kafka and serve: %d commands in %.2f s = %.0f commands/s; %d TI transitions = %.0f TIs/s",
-                   report.commands, report.seconds, report.commandsPerSecond, report.taskInstanceTransitions, report.transitionsPerSecond),
-            String(format: "latency produce → result read (all in flight at once): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms",
-                   report.p50, report.p95, report.p99),
-            "  type                                  commands    p50 ms    p95 ms    p99 ms",
-        ]
-        for figures in report.byType {
-            lines.append("  " + figures.type.padding(toLength: 36, withPad: " ", startingAt: 0)
-                         + String(format: "%10d %9.1f %9.1f %9.1f", figures.commands, figures.p50, figures.p95, figures.p99))
-        }
-        lines.append(String(format: "the same database work as direct SQL: %.2f s; through Kafka / direct: %.2f×", report.directSeconds, report.ratioToDirect))
-        print(lines.joined(separator: "\n"))
+        print(report.summary(workload: resolved))
     }
 }

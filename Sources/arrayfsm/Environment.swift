@@ -1,7 +1,8 @@
+// arrayfsm — the command line: argument parsing and wiring of the modules; no logic of its own.
 import ArgumentParser
 import ArrayFSM
 import ArrayFSMService
-import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 import Logging
 

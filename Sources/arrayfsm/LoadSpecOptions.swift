@@ -1,3 +1,4 @@
+// arrayfsm — the command line: argument parsing and wiring of the modules; no logic of its own.
 import ArgumentParser
 import ArrayFSMLoad
 import Foundation

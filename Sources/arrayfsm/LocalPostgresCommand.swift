@@ -1,6 +1,7 @@
+// arrayfsm — the command line: argument parsing and wiring of the modules; no logic of its own.
 import ArgumentParser
 import ArrayFSM
-import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 
 /// `arrayfsm local-postgres`: a throwaway PostgreSQL for development, like `dev-broker` for Kafka.

@@ -1,5 +1,6 @@
 import ArrayFSMChaos
 import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 import Testing
 

@@ -2,6 +2,7 @@
 import ArrayFSMLoad
 import ArrayFSMService
 import ArrayFSMTesting
+import ArrayFSMTools
 import Testing
 
 /// The hostile scenario's extra checks are not vacuous: given what the topics held (records built

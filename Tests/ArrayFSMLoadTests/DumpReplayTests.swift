@@ -1,5 +1,6 @@
 import ArrayFSMLoad
 import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 import Kafka
 import Testing

@@ -1,6 +1,7 @@
 import ArrayFSM
 import ArrayFSMService
 import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 import Kafka
 import Testing

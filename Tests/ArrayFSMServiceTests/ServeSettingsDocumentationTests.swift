@@ -1,5 +1,6 @@
 import ArrayFSMService
 import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 import Testing
 

@@ -1,6 +1,7 @@
 import ArrayFSM
 import ArrayFSMService
 import ArrayFSMTesting
+import ArrayFSMTools
 import PostgresNIO
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import ArrayFSM
 import ArrayFSMTesting
+import ArrayFSMTools
 import Testing
 
 @Suite struct AddArrayTests {

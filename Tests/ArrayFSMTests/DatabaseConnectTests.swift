@@ -1,5 +1,6 @@
 @testable import ArrayFSM
 import ArrayFSMTesting
+import ArrayFSMTools
 import Foundation
 import PostgresNIO
 import Testing

@@ -1,5 +1,6 @@
 import ArrayFSM
 import ArrayFSMTesting
+import ArrayFSMTools
 import PostgresNIO
 import Testing
 

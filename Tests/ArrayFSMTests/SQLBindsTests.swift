@@ -12,8 +12,8 @@ struct SQLBindsTests {
         "Sources/ArrayFSMChaos/ServiceRole.swift": "ALTER ROLE … SET takes no binds; the value is checked to be a plain duration",
         "Sources/ArrayFSMChaos/ChaosRun.swift": "CREATE DATABASE of the scenario's own databases (fixed names)",
         "Sources/ArrayFSMTesting/TestPostgres.swift": "CREATE/DROP DATABASE of test databases (generated names)",
-        "Sources/ArrayFSMTesting/LaunchBenchmark.swift": "benchmark copies of tables under generated names; values still bound",
-        "Sources/ArrayFSMTesting/ServeBenchmark.swift": "the direct-SQL limit runs constant statements with binds",
+        "Sources/ArrayFSMTools/LaunchBenchmark.swift": "benchmark copies of tables under generated names; values still bound",
+        "Sources/ArrayFSMTools/ServeBenchmark/ServeBenchmark+DirectSQL.swift": "the direct-SQL limit runs constant statements with binds",
     ]
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

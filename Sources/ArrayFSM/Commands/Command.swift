@@ -1,3 +1,5 @@
+// ArrayFSM — the domain: statuses, FSM rules, the array operations and their SQL, migrations.
+// Touches PostgreSQL only; knows nothing of Kafka or of the service around it.
 import Foundation
 
 /// A decoded, typed command: the operation to apply and the envelope fields that travel with it.

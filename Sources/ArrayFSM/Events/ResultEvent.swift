@@ -1,3 +1,5 @@
+// ArrayFSM — the domain: statuses, FSM rules, the array operations and their SQL, migrations.
+// Touches PostgreSQL only; knows nothing of Kafka or of the service around it.
 import Foundation
 
 /// The answer to one command, published on the results topic (contract: "Result event").

@@ -1,3 +1,5 @@
+// ArrayFSM — the domain: statuses, FSM rules, the array operations and their SQL, migrations.
+// Touches PostgreSQL only; knows nothing of Kafka or of the service around it.
 extension Migration {
     /// The service's own tables: processed commands (idempotency) and the transactional outbox.
     ///

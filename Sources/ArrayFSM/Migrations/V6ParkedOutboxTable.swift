@@ -1,3 +1,5 @@
+// ArrayFSM — the domain: statuses, FSM rules, the array operations and their SQL, migrations.
+// Touches PostgreSQL only; knows nothing of Kafka or of the service around it.
 extension Migration {
     /// Parked outbox rows move to a table of their own; the outbox holds only rows waiting to be
     /// published.

@@ -1,3 +1,5 @@
+// ArrayFSMTools — developer tools the CLI runs: benchmarks, throwaway PostgreSQL, brokers, child
+// processes, a serve on a local broker. Never linked into the service itself.
 import ArrayFSM
 import ArrayFSMLoad
 import Foundation
@@ -157,5 +159,27 @@ public struct LoadBenchmark: Sendable {
             }
         }
         return (ContinuousClock.now - start).seconds
+    }
+}
+
+extension LoadBenchmark.Report {
+    /// The report as bench prints it, under a line describing `workload`.
+    public func summary(workload: LoadSpec) -> String {
+        let report = self
+        var lines = [
+            String(format: "workload: %d workflows × %d arrays, %d–%d tasks per array, batches of %d (seed %llu)",
+                   workload.workflows, workload.arraysPerWorkflow, workload.minTasks, workload.maxTasks, workload.batchSize, workload.seed),
+            String(format: "through Kafka and serve: %d commands in %.2f s = %.0f commands/s; %d TI transitions = %.0f TIs/s",
+                   report.commands, report.seconds, report.commandsPerSecond, report.taskInstanceTransitions, report.transitionsPerSecond),
+            String(format: "latency produce → result read (all in flight at once): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms",
+                   report.p50, report.p95, report.p99),
+            "  type                                  commands    p50 ms    p95 ms    p99 ms",
+        ]
+        for figures in report.byType {
+            lines.append("  " + figures.type.padding(toLength: 36, withPad: " ", startingAt: 0)
+                         + String(format: "%10d %9.1f %9.1f %9.1f", figures.commands, figures.p50, figures.p95, figures.p99))
+        }
+        lines.append(String(format: "the same database work as direct SQL: %.2f s; through Kafka / direct: %.2f×", report.directSeconds, report.ratioToDirect))
+        return lines.joined(separator: "\n")
     }
 }

@@ -1,3 +1,5 @@
+// ArrayFSMTools — developer tools the CLI runs: benchmarks, throwaway PostgreSQL, brokers, child
+// processes, a serve on a local broker. Never linked into the service itself.
 import Foundation
 
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+// ArrayFSMTools — developer tools the CLI runs: benchmarks, throwaway PostgreSQL, brokers, child
+// processes, a serve on a local broker. Never linked into the service itself.
 import Foundation
 
 /// HTTP GETs of a local endpoint (serve's /metrics, /health, /ready), by Python's urllib in a

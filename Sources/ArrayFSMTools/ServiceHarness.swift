@@ -1,3 +1,5 @@
+// ArrayFSMTools — developer tools the CLI runs: benchmarks, throwaway PostgreSQL, brokers, child
+// processes, a serve on a local broker. Never linked into the service itself.
 import ArrayFSM
 import ArrayFSMService
 import Foundation
@@ -20,7 +22,7 @@ public final class ServiceHarness: Sendable {
     let logger: Logger
 
     /// Starts a cluster with `partitions` partitions per topic; no server yet (``startServer()``).
-    public convenience init(database: ArrayDatabase, partitions: Int32 = 4, logger: Logger = TestPostgres.logger) throws {
+    public convenience init(database: ArrayDatabase, partitions: Int32 = 4, logger: Logger = ToolLogger.default) throws {
         var topics = Topics()
         topics.commands = "commands-\(UUID().uuidString.prefix(8))"
         let cluster = try MockKafkaCluster(brokers: 1, topics: Dictionary(uniqueKeysWithValues: topics.all.map { ($0, partitions) }))
@@ -31,7 +33,7 @@ public final class ServiceHarness: Sendable {
     /// Uses a broker that is already running (topics are created by `serve` when it starts, or
     /// must exist); `groupID` is the group of the `serve` instances measured or started.
     public init(database: ArrayDatabase, bootstrapServers: String, topics: Topics, groupID: String,
-                cluster: MockKafkaCluster? = nil, logger: Logger = TestPostgres.logger) throws {
+                cluster: MockKafkaCluster? = nil, logger: Logger = ToolLogger.default) throws {
         self.topics = topics
         self.cluster = cluster
         self.bootstrapServers = bootstrapServers
@@ -173,78 +175,4 @@ public final class ServiceHarness: Sendable {
         await consumer.close()
         return Dictionary(uniqueKeysWithValues: offsets.map { ($0.key.partition, $0.value) })
     }
-}
-
-/// A consumed message, copied.
-public struct KafkaRecord: Sendable {
-    public var partition: Int32
-    public var offset: Int64
-    public var key: [UInt8]?
-    public var value: [UInt8]?
-    public var headers: [KafkaHeader]
-    /// The message's timestamp (CreateTime: when the producer sent it), milliseconds since 1970.
-    public var timestampMilliseconds: Int64?
-
-    public init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [],
-                timestampMilliseconds: Int64? = nil) {
-        self.partition = partition
-        self.offset = offset
-        self.key = key
-        self.value = value
-        self.headers = headers
-        self.timestampMilliseconds = timestampMilliseconds
-    }
-
-    /// Copies `message`.
-    public init(_ message: KafkaMessage) {
-        timestampMilliseconds = message.timestampMilliseconds
-        partition = message.partition
-        offset = message.offset
-        key = message.key
-        value = message.value
-        headers = message.headers
-    }
-
-    /// The value parsed as a JSON object.
-    public var json: [String: Any] {
-        (value.flatMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }) ?? [:]
-    }
-
-    /// A header's value as text.
-    public func header(_ name: String) -> String? {
-        headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
-    }
-}
-
-/// Reads a topic's new messages in a group of its own.
-public final class ResultReader: Sendable {
-    let consumer: KafkaConsumer
-
-    init(bootstrapServers: String, topic: String, logger: Logger) throws {
-        consumer = try KafkaConsumer(
-            configuration: KafkaConfiguration(
-                bootstrapServers: bootstrapServers, clientID: "bench-reader", groupID: "bench-\(UUID().uuidString.prefix(8))",
-                // A benchmark may not poll for a while (its direct-SQL phase): without a long poll
-                // interval the reader leaves its group meanwhile and re-reads the topic on rejoining.
-                properties: ServiceHarness.fastGroupProperties.merging([
-                    "enable.auto.commit": "false", "auto.offset.reset": "earliest", "max.poll.interval.ms": "600000",
-                ]) { $1 }),
-            logger: logger)
-        try consumer.subscribe(topics: [topic])
-    }
-
-    /// Polls until the group gave this reader its partitions (joining takes seconds on the mock cluster).
-    public func waitForAssignment(timeout: Duration = .seconds(30)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try consumer.assignment().isEmpty && ContinuousClock.now < deadline {
-            _ = try await consumer.poll(maxMessages: 1, timeout: .milliseconds(100))
-        }
-    }
-
-    /// The next messages (waits up to 100 ms).
-    public func poll() async throws -> [KafkaRecord] {
-        try await consumer.poll(maxMessages: 10_000, timeout: .milliseconds(100)).messages.map(KafkaRecord.init)
-    }
-
-    public func close() async { await consumer.close() }
 }

@@ -1,3 +1,5 @@
+// ArrayFSMTools — developer tools the CLI runs: benchmarks, throwaway PostgreSQL, brokers, child
+// processes, a serve on a local broker. Never linked into the service itself.
 import ArrayFSM
 import Foundation
 import Logging
@@ -44,6 +46,10 @@ public struct LaunchBenchmark: Sendable {
         public var smallBatchDirectRate: Double
         public var tableStats: [(table: String, updates: Int64, hotUpdates: Int64)]
         public var settings: [(String, String)]
+        /// What was run: tasks in the big batch, repeats per variant, 1000-TI batches.
+        public var tasks: Int
+        public var repeats: Int
+        public var smallBatches: Int
     }
 
     /// Jobmon's measured launch rate on these machines, per 1000-TI batch.
@@ -133,7 +139,7 @@ public struct LaunchBenchmark: Sendable {
         return Report(
             operation: Self.median(operation), direct: Self.median(direct), bare: Self.median(bare), jobmonIndexes: Self.median(jobmon),
             smallBatchOperationRate: smallOperation, smallBatchDirectRate: smallDirect,
-            tableStats: tableStats, settings: settings)
+            tableStats: tableStats, settings: settings, tasks: tasks, repeats: repeats, smallBatches: smallBatches)
     }
 
     /// The hand-written statements: the launch's two UPDATEs, each returning the moved ids
@@ -278,4 +284,44 @@ public struct LaunchBenchmark: Sendable {
         "CREATE INDEX ON bench_jobmon_task_instance (report_by_date)",
         "CREATE INDEX ON bench_jobmon_task_instance (workflow_run_id, status)",
     ]
+}
+
+extension LaunchBenchmark.Report {
+    /// The report as bench-sql prints it.
+    public var summary: String {
+        let report = self
+        func row(_ name: String, _ sample: LaunchBenchmark.Sample) -> String {
+            name.padding(toLength: 34, withPad: " ", startingAt: 0)
+                + String(format: "%8.3f s %10.0f TIs/s   HOT task %5.1f%%  task_instance %5.1f%%",
+                         sample.seconds, sample.rowsPerSecond, sample.hotTask * 100, sample.hotTaskInstance * 100)
+        }
+        var lines = [
+            "launch of one \(tasks)-TI batch (I → O), median of \(repeats), one transaction each:",
+            row("  operation (arrayfsm)", report.operation),
+            row("  direct SQL returning the ids", report.direct),
+            row("  bare SQL (count only)", report.bare),
+            row("  bare SQL, Jobmon's indexes", report.jobmonIndexes),
+            String(format: "  operation / direct SQL:           %.2f×  (target ≥ 0.90×)",
+                   report.operation.rowsPerSecond / report.direct.rowsPerSecond),
+            String(format: "  operation / bare SQL:             %.2f×  (the floor: returns nothing the events need)",
+                   report.operation.rowsPerSecond / report.bare.rowsPerSecond),
+            String(format: "  arrayfsm schema / Jobmon indexes: %.2f×  (bare SQL on both)",
+                   report.bare.rowsPerSecond / report.jobmonIndexes.rowsPerSecond),
+            "\(smallBatches) batches of 1000 TIs, one transaction each:",
+            String(format: "  operation  %10.0f TIs/s = %.1f× Jobmon's %.0f TIs/s (target ≥ 10×)",
+                   report.smallBatchOperationRate, report.smallBatchOperationRate / LaunchBenchmark.jobmonLaunchRate,
+                   LaunchBenchmark.jobmonLaunchRate),
+            String(format: "  direct SQL returning the ids %10.0f TIs/s; operation / direct = %.2f×",
+                   report.smallBatchDirectRate, report.smallBatchOperationRate / report.smallBatchDirectRate),
+            "pg_stat_user_tables (whole run, resets included):",
+        ]
+        for (table, updates, hot) in report.tableStats {
+            lines.append(
+                "  " + table.padding(toLength: 28, withPad: " ", startingAt: 0)
+                    + String(format: "n_tup_upd %9d  n_tup_hot_upd %9d  HOT %5.1f%%", updates, hot,
+                             updates == 0 ? 0 : Double(hot) / Double(updates) * 100))
+        }
+        lines.append("settings: " + report.settings.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+        return lines.joined(separator: "\n")
+    }
 }

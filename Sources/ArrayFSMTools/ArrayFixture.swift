@@ -1,3 +1,5 @@
+// ArrayFSMTools — developer tools the CLI runs: benchmarks, throwaway PostgreSQL, brokers, child
+// processes, a serve on a local broker. Never linked into the service itself.
 import ArrayFSM
 import Logging
 import PostgresNIO
@@ -17,7 +19,7 @@ public struct ArrayFixture: Sendable {
         workflowID: Int64 = Int64.random(in: 1...1_000_000_000),
         taskTemplateVersionID: Int64 = Int64.random(in: 1...1_000_000_000),
         maxConcurrentlyRunning: Int32 = .max,
-        logger: Logger = TestPostgres.logger
+        logger: Logger = ToolLogger.default
     ) async throws -> ArrayFixture {
         let array = try await database.perform(
             AddArray(workflowID: workflowID, taskTemplateVersionID: taskTemplateVersionID,
@@ -40,32 +42,10 @@ public struct ArrayFixture: Sendable {
 
     /// Queues every task in batches of `chunkSize` and returns the batch numbers.
     public func queueAll(
-        _ database: ArrayDatabase, chunkSize: Int32 = 1000, logger: Logger = TestPostgres.logger
+        _ database: ArrayDatabase, chunkSize: Int32 = 1000, logger: Logger = ToolLogger.default
     ) async throws -> RecordArrayBatchNum.Output {
         try await database.perform(
             RecordArrayBatchNum(arrayID: arrayID, taskIDs: taskIDs, taskResourcesID: 1, workflowRunID: 1, chunkSize: chunkSize),
             logger: logger)
-    }
-}
-
-extension ArrayDatabase {
-    /// The status of each task of the array, by status code.
-    public func taskCounts(arrayID: Int64, logger: Logger = TestPostgres.logger) async throws -> [String: Int] {
-        try await counts(
-            "SELECT status, count(*)::bigint FROM task WHERE array_id = \(arrayID) GROUP BY status", logger: logger)
-    }
-
-    /// The status of each task instance of the array, by status code.
-    public func taskInstanceCounts(arrayID: Int64, logger: Logger = TestPostgres.logger) async throws -> [String: Int] {
-        try await counts(
-            "SELECT status, count(*)::bigint FROM task_instance WHERE array_id = \(arrayID) GROUP BY status", logger: logger)
-    }
-
-    private func counts(_ query: PostgresQuery, logger: Logger) async throws -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for try await (status, count) in try await client.query(query, logger: logger).decode((String, Int64).self) {
-            counts[status] = Int(count)
-        }
-        return counts
     }
 }
