@@ -59,3 +59,28 @@ public struct GetArrayMaxConcurrentlyRunning: ArrayOperation {
         }
     }
 }
+
+extension GetArrayMaxConcurrentlyRunning {
+    /// Reads the limits of many arrays (looked up by id) in one statement; results in input order.
+    public static func applyGrouped(
+        _ operations: [GetArrayMaxConcurrentlyRunning], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Result<Output, OperationError>] {
+        let ids = operations.map { operation -> Int64 in
+            guard case .arrayID(let id) = operation.lookup else { preconditionFailure("only lookups by id are grouped") }
+            return id
+        }
+        var found: [Int64: Int32] = [:]
+        let rows = try await connection.query(
+            "SELECT id, max_concurrently_running FROM \"array\" WHERE id = ANY(\(ids))", logger: logger)
+        for try await (id, limit) in rows.decode((Int64, Int32).self) { found[id] = limit }
+        return ids.map { id in
+            found[id].map { .success(Output(arrayID: id, maxConcurrentlyRunning: $0)) } ?? .failure(.arrayNotFound(id))
+        }
+    }
+
+    /// Whether this lookup can be grouped (by id; lookups by workflow run one by one).
+    public var isGroupable: Bool {
+        if case .arrayID = lookup { return true }
+        return false
+    }
+}

@@ -32,27 +32,35 @@ public struct TransitionArrayToLaunched: BatchOperation {
     }
 
     public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
-        try await ArrayRowLock.acquire(arrayID, batch: batchNumber, on: connection, logger: logger)
-        return try await BatchTransition.run(
+        try await Self.applyGrouped([self], on: connection, logger: logger)[0].get()
+    }
+
+    /// Launches one batch of each of many arrays, one statement per batch number and
+    /// `next_report_increment` (a scheduler uses one); results in input order. The arrays must be distinct.
+    public static func applyGrouped(
+        _ operations: [TransitionArrayToLaunched], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Result<BatchTransitionOutput, OperationError>] {
+        try await GroupedBatchTransition.apply(
+            operations.map { ($0.arrayID, $0.batchNumber) }, from: (.instantiating, .instantiated), to: (.launched, .launched),
+            sharing: { operations[$0].nextReportIncrement }, on: connection, logger: logger
+        ) { chunk in
             """
-            WITH tasks AS (
-                UPDATE task SET status = 'O', status_date = now()
-                WHERE status = 'I' AND array_id = \(arrayID)
-                  AND id IN (SELECT task_id FROM task_instance
-                             WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'I')
-                RETURNING id
-            ), instances AS (
-                UPDATE task_instance
+            WITH instances AS (
+                UPDATE task_instance AS ti
                 SET status = 'O', status_date = now(), submitted_date = now(),
-                    report_by_date = now() + make_interval(secs => \(nextReportIncrement))
-                WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'I'
-                RETURNING id
+                    report_by_date = now() + make_interval(secs => \(chunk.shared))
+                WHERE ti.array_id = ANY(\(chunk.arrayIDs)) AND ti.array_batch_num = \(chunk.batchNumber) AND ti.status = 'I'
+                RETURNING ti.array_id, ti.id, ti.task_id
+            ), tasks AS (
+                UPDATE task SET status = 'O', status_date = now()
+                FROM instances AS i
+                WHERE task.id = i.task_id AND task.array_id = i.array_id AND task.status = 'I'
+                RETURNING task.array_id, task.id
             )
-            SELECT 'task', 'I', array_agg(id) FROM tasks HAVING count(*) > 0
+            SELECT 'task', array_id, array_agg(id) FROM tasks GROUP BY array_id
             UNION ALL
-            SELECT 'task_instance', 'I', array_agg(id) FROM instances HAVING count(*) > 0
-            """,
-            arrayID: arrayID, batchNumber: batchNumber, taskTo: .launched, taskInstanceTo: .launched,
-            on: connection, logger: logger)
+            SELECT 'task_instance', array_id, array_agg(id) FROM instances GROUP BY array_id
+            """
+        }
     }
 }
