@@ -196,9 +196,11 @@ public struct CommandBatchProcessor: Sendable {
         var stored = try await ProcessedCommands.results(ids.filter { !claimed.contains($0) }, on: connection, logger: logger)
 
         /// Writes a command's answer and events, and remembers it for repeats later in the batch.
-        func answer(_ command: Command, _ message: IncomingCommand, _ result: Result<ResultPayload, OperationError>,
-                    _ transitions: [TransitionGroup], durationMS: Double) throws {
+        func answer(_ command: Command, _ message: IncomingCommand, _ answered: Result<CommandAnswer, OperationError>,
+                    durationMS: Double) throws {
             let envelope = command.envelope
+            let result = answered.map(\.result)
+            let transitions = (try? answered.get().transitions) ?? []
             let now = Date()
             let resultEvents = events.resultEvents(envelope: envelope, outcome: result, processedAt: now, durationMS: durationMS)
             outbox += events.resultMessages(resultEvents, key: message.key, replyTo: envelope.replyTo, traceparent: message.traceparent)
@@ -278,24 +280,21 @@ public struct CommandBatchProcessor: Sendable {
                     let start = ContinuousClock.now
                     let results = try await run.apply(on: connection, logger: logger)
                     let durationMS = (ContinuousClock.now - start).milliseconds / Double(run.count)
-                    for ((runCommand, runMessage), (result, transitions)) in zip(run.commands, results) {
-                        try answer(runCommand, runMessage, result, transitions, durationMS: durationMS)
+                    for ((runCommand, runMessage), result) in zip(run.commands, results) {
+                        try answer(runCommand, runMessage, result, durationMS: durationMS)
                     }
                     index += run.count - 1
                     continue
                 }
                 let start = ContinuousClock.now
-                let result: Result<ResultPayload, OperationError>
-                var transitions: [TransitionGroup] = []
+                let result: Result<CommandAnswer, OperationError>
                 do {
                     try command.validate()
-                    let (payload, moved) = try await command.operation.apply(on: connection, logger: logger)
-                    result = .success(payload)
-                    transitions = moved
+                    result = .success(try await command.operation.answer(on: connection, logger: logger))
                 } catch let error as OperationError {
                     result = .failure(error)
                 }
-                try answer(command, message, result, transitions, durationMS: (ContinuousClock.now - start).milliseconds)
+                try answer(command, message, result, durationMS: (ContinuousClock.now - start).milliseconds)
             }
         }
         let storeStarted = ContinuousClock.now

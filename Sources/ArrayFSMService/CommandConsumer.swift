@@ -145,9 +145,8 @@ public final class CommandConsumer: Service, Sendable {
     /// The next batch: what one poll returns (waiting up to `maxWait` for the first message, then
     /// taking what has arrived), and, when the batch promises a long transaction, the rest of the
     /// burst it came in (until `burstGap` passes without a message, or `maxWait`). A scheduler's
-    /// burst of 100 lifecycle commands reached the first poll 7–70 at a time; the remainder then
-    /// waited for that transaction and paid for one of its own (bench-serve: 0.1–0.3 s of a 0.8 s
-    /// step). Waiting a few milliseconds is cheap next to a long transaction, and latency is what
+    /// burst reaches the first poll in parts, and without this the remainder waits for that
+    /// transaction and pays for one of its own. Waiting a few milliseconds is cheap next to a long transaction, and latency is what
     /// matters for short ones: the batch promises a long one when its messages are large (many
     /// ids each) or the last transaction was long (the work is heavy, or the database slow).
     func gather(afterTransactionOf lastTransaction: Duration) async throws -> [KafkaMessage] {

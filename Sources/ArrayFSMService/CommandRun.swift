@@ -5,21 +5,12 @@ import Logging
 import PostgresNIO
 
 /// Consecutive commands of one groupable type, on distinct arrays, that one set-based statement
-/// applies together: many queueings, instantiations, launches, distributor-id maps or limit reads become one round trip per step instead of
-/// one per step per command.
+/// applies together: many queueings, instantiations, launches, distributor-id maps or limit reads
+/// become one round trip per step instead of one per step per command.
 ///
 /// Only consecutive commands are grouped and each array appears once, so per-array order is what
 /// it would be one by one. Commands that fail validation, repeats, and other types end the run.
 struct CommandRun {
-    enum Kind {
-        case record
-        case instantiate
-        case launch
-        case maxConcurrency
-        case distributorIDs
-    }
-
-    var kind: Kind
     var commands: [(Command, IncomingCommand)]
 
     var count: Int { commands.count }
@@ -29,22 +20,25 @@ struct CommandRun {
         startingWith first: Command, _ message: IncomingCommand, in items: [CommandBatchProcessor.Decoded], from index: Int,
         answered: [String: CommandBatchProcessor.StoredResult]
     ) -> CommandRun {
-        guard let kind = kind(of: first), (try? first.validate()) != nil else {
-            return CommandRun(kind: .launch, commands: [(first, message)])
-        }
-        var run = CommandRun(kind: kind, commands: [(first, message)])
-        var arrays: Set<Int64> = [arrayID(of: first)]
+        var run = CommandRun(commands: [(first, message)])
+        guard let leader = first.operation as? any GroupableOperation, let firstArray = leader.groupingArrayID,
+            (try? first.validate()) != nil
+        else { return run }
+        let kind = ObjectIdentifier(type(of: leader))
+        var arrays: Set<Int64> = [firstArray]
         var ids: Set<String> = [first.envelope.commandID]
-        var rows = Self.rows(of: first)
+        var rows = leader.boundIDs
         var next = index
         while next < items.count, run.count < 1000, case .command(let command, let message) = items[next],
-            Self.kind(of: command) == kind, (try? command.validate()) != nil,
+            let member = command.operation as? any GroupableOperation, ObjectIdentifier(type(of: member)) == kind,
+            let array = member.groupingArrayID, !arrays.contains(array),
+            (try? command.validate()) != nil,
             answered[command.envelope.commandID] == nil, !ids.contains(command.envelope.commandID),
-            rows + Self.rows(of: command) <= Self.maxRows, !arrays.contains(arrayID(of: command))
+            rows + member.boundIDs <= Self.maxRows
         {
-            arrays.insert(arrayID(of: command))
+            arrays.insert(array)
             ids.insert(command.envelope.commandID)
-            rows += Self.rows(of: command)
+            rows += member.boundIDs
             run.commands.append((command, message))
             next += 1
         }
@@ -57,97 +51,20 @@ struct CommandRun {
     /// transaction holds the arrays' locks to its end either way.)
     static let maxRows = 200_000
 
-    /// The ids a command's statements carry.
-    static func rows(of command: Command) -> Int {
-        switch command.operation {
-        case .recordArrayBatchNum(let op): op.taskIDs.count
-        case .logArrayDistributorID(let op): op.distributorIDs.count
-        default: 1
-        }
+    /// Applies the run (of two or more commands, all of one groupable type); one result per command, in order.
+    func apply(on connection: PostgresConnection, logger: Logger) async throws -> [Result<CommandAnswer, OperationError>] {
+        guard let leader = commands.first?.0.operation as? any GroupableOperation else { preconditionFailure("an empty run") }
+        return try await Self.applyGrouped(leader, commands.map(\.0.operation), on: connection, logger: logger)
     }
 
-    static func kind(of command: Command) -> Kind? {
-        switch command.operation {
-        case .recordArrayBatchNum: .record
-        case .instantiateArrayBatch: .instantiate
-        case .transitionArrayToLaunched: .launch
-        case .getArrayMaxConcurrentlyRunning(let op) where op.isGroupable: .maxConcurrency
-        case .logArrayDistributorID(let op) where op.byStep == nil: .distributorIDs
-        default: nil
+    private static func applyGrouped<Operation: GroupableOperation>(
+        _ leader: Operation, _ operations: [any CommandOperation], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Result<CommandAnswer, OperationError>] {
+        let typed = operations.map { operation in
+            guard let typed = operation as? Operation else { preconditionFailure("a run holds one command type") }
+            return typed
         }
-    }
-
-    static func arrayID(of command: Command) -> Int64 {
-        switch command.operation {
-        case .recordArrayBatchNum(let op): op.arrayID
-        case .instantiateArrayBatch(let op): op.arrayID
-        case .transitionArrayToLaunched(let op): op.arrayID
-        case .logArrayDistributorID(let op): op.arrayID
-        case .getArrayMaxConcurrentlyRunning(let op):
-            if case .arrayID(let id) = op.lookup { id } else { 0 }
-        default: 0
-        }
-    }
-
-    /// Applies the run; one (result, transitions) per command, in order.
-    func apply(on connection: PostgresConnection, logger: Logger) async throws
-        -> [(Result<ResultPayload, OperationError>, [TransitionGroup])]
-    {
-        switch kind {
-        case .record:
-            let operations = commands.map { command -> RecordArrayBatchNum in
-                guard case .recordArrayBatchNum(let op) = command.0.operation else { preconditionFailure() }
-                return op
-            }
-            return try await RecordArrayBatchNum.applyGrouped(operations, on: connection, logger: logger).map { result in
-                switch result {
-                case .success(let out): (.success(.recordArrayBatchNum(batches: out.batches, tasksByStatus: out.tasksByStatus)), out.transitions)
-                case .failure(let error): (.failure(error), [])
-                }
-            }
-        case .instantiate:
-            let operations = commands.map { command -> InstantiateArrayBatch in
-                guard case .instantiateArrayBatch(let op) = command.0.operation else { preconditionFailure() }
-                return op
-            }
-            return Self.batchResults(try await InstantiateArrayBatch.applyGrouped(operations, on: connection, logger: logger))
-        case .launch:
-            let operations = commands.map { command -> TransitionArrayToLaunched in
-                guard case .transitionArrayToLaunched(let op) = command.0.operation else { preconditionFailure() }
-                return op
-            }
-            return Self.batchResults(try await TransitionArrayToLaunched.applyGrouped(operations, on: connection, logger: logger))
-        case .distributorIDs:
-            let operations = commands.map { command -> LogArrayDistributorID in
-                guard case .logArrayDistributorID(let op) = command.0.operation else { preconditionFailure() }
-                return op
-            }
-            return try await LogArrayDistributorID.applyGrouped(operations, on: connection, logger: logger).map {
-                ($0.map { .logArrayDistributorID(taskInstances: $0.taskInstanceIDs.count, skipped: $0.skippedIDs) }, [])
-            }
-        case .maxConcurrency:
-            let operations = commands.map { command -> GetArrayMaxConcurrentlyRunning in
-                guard case .getArrayMaxConcurrentlyRunning(let op) = command.0.operation else { preconditionFailure() }
-                return op
-            }
-            return try await GetArrayMaxConcurrentlyRunning.applyGrouped(operations, on: connection, logger: logger).map {
-                ($0.map { .maxConcurrentlyRunning($0) }, [])
-            }
-        }
-    }
-}
-
-extension CommandRun {
-    static func batchResults(_ results: [Result<BatchTransitionOutput, OperationError>])
-        -> [(Result<ResultPayload, OperationError>, [TransitionGroup])]
-    {
-        results.map { result in
-            switch result {
-            case .success(let out):
-                (.success(.batchTransition(taskInstances: out.taskInstanceIDs.count, tasks: out.taskIDs.count)), out.transitions)
-            case .failure(let error): (.failure(error), [])
-            }
-        }
+        return try await Operation.applyGrouped(typed, on: connection, logger: logger).map { $0.map(Operation.answer) }
     }
 }
 

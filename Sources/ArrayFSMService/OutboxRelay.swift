@@ -44,8 +44,8 @@ public final class OutboxRelay: Service, Sendable {
     /// `message.timeout.ms` stays librdkafka's (300 s; `ARRAYFSM_KAFKA_MESSAGE_TIMEOUT_MS` sets it):
     /// a message that gets no answer (its topic unknown, or refused in a way the client keeps
     /// waiting on) holds its round — the rows delivered beside it stay undeleted — until then.
-    /// 30 s made the shutdown drain time out after a producer replacement in 2 of 4 parallel test
-    /// runs, for a reason not found yet (docs/reliability.md).
+    /// Not lowered here: a shorter timeout made shutdown drains after a producer replacement time
+    /// out (docs/reliability.md).
     public static let producerProperties = ["enable.gapless.guarantee": "true"]
     let batchSize: Int
     let idleInterval: Duration

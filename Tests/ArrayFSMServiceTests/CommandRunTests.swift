@@ -7,7 +7,7 @@ import Testing
         let operation = RecordArrayBatchNum(arrayID: array, taskIDs: (1...Int64(ids)).map { $0 + array * 1_000_000 },
                                             taskResourcesID: 1, workflowRunID: 1)
         let command = Command(envelope: CommandEnvelope(commandID: "c-\(n)", type: "record_array_batch_num"),
-                              operation: .recordArrayBatchNum(operation))
+                              operation: operation)
         return .command(command, IncomingCommand(topic: "t", partition: 0, offset: Int64(n), key: nil, value: [], headers: []))
     }
 

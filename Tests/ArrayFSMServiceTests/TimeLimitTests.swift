@@ -15,7 +15,9 @@ import Testing
 
     @Test func workPastTheLimitIsReportedTimedOut() async throws {
         let started = ContinuousClock.now
-        #expect(try await withinTimeLimit(.milliseconds(100), { try await Task.sleep(for: .seconds(5)); return 1 }) == nil)
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // Work that would take a minute: the answer comes at the limit, not when the work ends (the
+        // bound leaves room for a loaded 2-core machine, where the suite's other tests share the cores).
+        #expect(try await withinTimeLimit(.milliseconds(100), { try await Task.sleep(for: .seconds(60)); return 1 }) == nil)
+        #expect(ContinuousClock.now - started < .seconds(30))
     }
 }

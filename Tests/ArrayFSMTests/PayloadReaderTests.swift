@@ -17,10 +17,10 @@ import Testing
     func decode(_ text: String) -> Decoded {
         do {
             let command = try CommandDecoder().decode(Data(text.utf8))
-            if case .recordArrayBatchNum(let op) = command.operation {
+            if let op = command.operation as? RecordArrayBatchNum {
                 return .record(arrayID: op.arrayID, taskIDs: op.taskIDs, resources: op.taskResourcesID, run: op.workflowRunID)
             }
-            guard case .logArrayDistributorID(let op) = command.operation else { return .rejected("not a distributor command") }
+            guard let op = command.operation as? LogArrayDistributorID else { return .rejected("not a distributor command") }
             return .command(arrayID: op.arrayID, ids: op.distributorIDs, byStep: op.byStep?.distributorIDs, stdout: op.stdout, stderr: op.stderr)
         } catch let error as CommandDecoder.Rejected {
             return .rejected(error.error.description)

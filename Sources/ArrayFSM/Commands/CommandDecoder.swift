@@ -130,7 +130,7 @@ struct WireCommand: Decodable {
     var version: Int?
     var issuedAt: String?
     var replyTo: String?
-    var operation: Result<Command.Operation, OperationError>
+    var operation: Result<any CommandOperation, OperationError>
     /// Whether the object has a `payload` member at all (of any type).
     var hasPayload = false
 
@@ -177,75 +177,22 @@ struct WireCommand: Decodable {
         }
     }
 
-    static func decodePayload(_ type: CommandType, _ c: KeyedDecodingContainer<CodingKeys>) throws -> Command.Operation {
+    /// The decoder's table: the operation each command type asks for.
+    static func operationType(of type: CommandType) -> any CommandOperation.Type {
         switch type {
-        case .addArray:
-            let p = try c.decode(AddArrayPayload.self, forKey: .payload)
-            return .addArray(
-                AddArray(workflowID: p.workflow_id, taskTemplateVersionID: p.task_template_version_id,
-                         maxConcurrentlyRunning: p.max_concurrently_running ?? .max, name: p.name ?? ""))
-        case .recordArrayBatchNum:
-            let p = try c.decode(RecordArrayBatchNumPayload.self, forKey: .payload)
-            return .recordArrayBatchNum(
-                RecordArrayBatchNum(arrayID: p.array_id, taskIDs: p.task_ids, taskResourcesID: p.task_resources_id,
-                                    workflowRunID: p.workflow_run_id))
-        case .transitionArrayToLaunched:
-            let p = try c.decode(LaunchPayload.self, forKey: .payload)
-            return .transitionArrayToLaunched(
-                TransitionArrayToLaunched(arrayID: p.array_id, batchNumber: p.batch_number, nextReportIncrement: p.next_report_increment))
-        case .transitionToKilled:
-            let p = try c.decode(BatchPayload.self, forKey: .payload)
-            return .transitionToKilled(TransitionToKilled(arrayID: p.array_id, batchNumber: p.batch_number))
-        case .instantiateArrayBatch:
-            let p = try c.decode(BatchPayload.self, forKey: .payload)
-            return .instantiateArrayBatch(InstantiateArrayBatch(arrayID: p.array_id, batchNumber: p.batch_number))
-        case .logArraySubmitFailed:
-            let p = try c.decode(BatchPayload.self, forKey: .payload)
-            return .logArraySubmitFailed(LogArraySubmitFailed(arrayID: p.array_id, batchNumber: p.batch_number))
-        case .logArrayDistributorID:
-            let p = try c.decode(DistributorIDPayload.self, forKey: .payload)
-            if let byStep = p.distributor_ids_by_step {
-                guard let batch = p.batch_number else {
-                    throw OperationError.invalid("distributor_ids_by_step needs batch_number")
-                }
-                var steps: [Int32: String] = [:]
-                for (key, value) in byStep {
-                    guard let step = Int32(key), String(step) == key else {
-                        throw OperationError.invalid("distributor_ids_by_step key '\(key.prefix(40))' is not a step id in plain decimal")
-                    }
-                    steps[step] = value
-                }
-                return .logArrayDistributorID(LogArrayDistributorID(
-                    arrayID: p.array_id, batchNumber: batch, distributorIDsByStep: steps, stdout: p.stdout, stderr: p.stderr))
-            }
-            let map: [Int64: String]
-            if let readAhead = p.readAheadIDs {
-                map = readAhead
-            } else {
-                guard let ids = p.distributor_ids else { throw OperationError.invalid("distributor_ids is required") }
-                var decoded: [Int64: String] = [:]
-                decoded.reserveCapacity(ids.count)
-                for (key, value) in ids {
-                    // Canonical decimal only: "05" and "5" would otherwise both name instance 5.
-                    guard let id = Int64(key), String(id) == key else {
-                        throw OperationError.invalid("distributor_ids key '\(key.prefix(40))' is not a task instance id in plain decimal")
-                    }
-                    decoded[id] = value
-                }
-                map = decoded
-            }
-            return .logArrayDistributorID(LogArrayDistributorID(arrayID: p.array_id, distributorIDs: map, stdout: p.stdout, stderr: p.stderr))
-        case .getArrayMaxConcurrentlyRunning:
-            let p = try c.decode(MaxConcurrencyPayload.self, forKey: .payload)
-            if let arrayID = p.array_id {
-                return .getArrayMaxConcurrentlyRunning(GetArrayMaxConcurrentlyRunning(.arrayID(arrayID)))
-            }
-            guard let workflowID = p.workflow_id, let ttvID = p.task_template_version_id else {
-                throw OperationError.invalid("give array_id, or workflow_id and task_template_version_id")
-            }
-            return .getArrayMaxConcurrentlyRunning(
-                GetArrayMaxConcurrentlyRunning(.workflow(workflowID: workflowID, taskTemplateVersionID: ttvID)))
+        case .addArray: AddArray.self
+        case .recordArrayBatchNum: RecordArrayBatchNum.self
+        case .transitionArrayToLaunched: TransitionArrayToLaunched.self
+        case .transitionToKilled: TransitionToKilled.self
+        case .instantiateArrayBatch: InstantiateArrayBatch.self
+        case .logArraySubmitFailed: LogArraySubmitFailed.self
+        case .logArrayDistributorID: LogArrayDistributorID.self
+        case .getArrayMaxConcurrentlyRunning: GetArrayMaxConcurrentlyRunning.self
         }
+    }
+
+    static func decodePayload(_ type: CommandType, _ c: KeyedDecodingContainer<CodingKeys>) throws -> any CommandOperation {
+        try operationType(of: type).decode(from: c, forKey: .payload)
     }
 
     /// "payload.task_ids[3]: expected an integer, found a string" — what a caller can act on.
@@ -278,88 +225,3 @@ struct WireCommand: Decodable {
         }
     }
 }
-
-// Wire payloads: field names are the contract's.
-// swiftlint:disable identifier_name
-struct AddArrayPayload: Decodable {
-    var workflow_id: Int64
-    var task_template_version_id: Int64
-    var max_concurrently_running: Int32?
-    var name: String?
-}
-
-struct RecordArrayBatchNumPayload: Decodable {
-    var array_id: Int64
-    var task_ids: [Int64]
-    var task_resources_id: Int64
-    var workflow_run_id: Int64
-
-    /// `task_ids` as ``PayloadReader`` read it, when it could (the message then holds `[]`).
-    static let readAhead = CodingUserInfoKey(rawValue: "arrayfsm.taskIDs")!
-
-    enum CodingKeys: String, CodingKey {
-        case array_id, task_ids, task_resources_id, workflow_run_id
-    }
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        array_id = try c.decode(Int64.self, forKey: .array_id)
-        if let ids = decoder.userInfo[Self.readAhead] as? [Int64], c.contains(.task_ids) {
-            task_ids = ids
-        } else {
-            task_ids = try c.decode([Int64].self, forKey: .task_ids)
-        }
-        task_resources_id = try c.decode(Int64.self, forKey: .task_resources_id)
-        workflow_run_id = try c.decode(Int64.self, forKey: .workflow_run_id)
-    }
-}
-
-struct LaunchPayload: Decodable {
-    var array_id: Int64
-    var batch_number: Int32
-    var next_report_increment: Double
-}
-
-struct BatchPayload: Decodable {
-    var array_id: Int64
-    var batch_number: Int32
-}
-
-struct DistributorIDPayload: Decodable {
-    var array_id: Int64
-    var distributor_ids: [String: String]?
-    /// `distributor_ids` as ``PayloadReader`` read it, when it could; then
-    /// `distributor_ids` is not decoded again.
-    var readAheadIDs: [Int64: String]?
-    var batch_number: Int32?
-    var distributor_ids_by_step: [String: String]?
-    var stdout: String?
-    var stderr: String?
-
-    static let readAhead = CodingUserInfoKey(rawValue: "arrayfsm.distributorIDs")!
-
-    enum CodingKeys: String, CodingKey {
-        case array_id, distributor_ids, batch_number, distributor_ids_by_step, stdout, stderr
-    }
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        array_id = try c.decode(Int64.self, forKey: .array_id)
-        if let map = decoder.userInfo[Self.readAhead] as? [Int64: String], c.contains(.distributor_ids) {
-            readAheadIDs = map
-        } else {
-            distributor_ids = try c.decodeIfPresent([String: String].self, forKey: .distributor_ids)
-        }
-        batch_number = try c.decodeIfPresent(Int32.self, forKey: .batch_number)
-        distributor_ids_by_step = try c.decodeIfPresent([String: String].self, forKey: .distributor_ids_by_step)
-        stdout = try c.decodeIfPresent(String.self, forKey: .stdout)
-        stderr = try c.decodeIfPresent(String.self, forKey: .stderr)
-    }
-}
-
-struct MaxConcurrencyPayload: Decodable {
-    var array_id: Int64?
-    var workflow_id: Int64?
-    var task_template_version_id: Int64?
-}
-// swiftlint:enable identifier_name

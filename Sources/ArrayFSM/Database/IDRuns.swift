@@ -4,8 +4,7 @@
 /// A task array's tasks are created together, so their ids are consecutive: 100 commands × 1,000
 /// ids are 100 runs. PostgreSQL 15 descends the index once per element of `id = ANY($ids)`
 /// (100,000 descents: 3 buffer hits each), but once per range here (the leaf pages are then read
-/// in order): the record status read took 150–180 ms one way and 50–70 ms the other, in psql.
-/// Ids that are not consecutive cost what `= ANY` costs: a run of one is one descent.
+/// in order). Ids that are not consecutive cost what `= ANY` costs: a run of one is one descent.
 ///
 /// Every value between a run's bounds is one of the ids, so a range scan finds exactly the rows
 /// the ids name.

@@ -59,3 +59,22 @@ public struct AddArray: ArrayOperation {
         preconditionFailure("INSERT … RETURNING returned no row")
     }
 }
+
+extension AddArray: CommandOperation {
+    public init(payload p: AddArrayPayload) {
+        self.init(workflowID: p.workflow_id, taskTemplateVersionID: p.task_template_version_id,
+                  maxConcurrentlyRunning: p.max_concurrently_running ?? .max, name: p.name ?? "")
+    }
+
+    public static func answer(_ output: Output) -> CommandAnswer { CommandAnswer(.addArray(output)) }
+}
+
+/// `add_array`'s payload.
+// swiftlint:disable identifier_name
+public struct AddArrayPayload: Decodable {
+    public var workflow_id: Int64
+    public var task_template_version_id: Int64
+    public var max_concurrently_running: Int32?
+    public var name: String?
+}
+// swiftlint:enable identifier_name

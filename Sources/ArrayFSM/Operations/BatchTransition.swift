@@ -54,3 +54,11 @@ enum BatchTransition {
         return output
     }
 }
+
+/// The payload of the commands that name one batch of one array.
+// swiftlint:disable identifier_name
+public struct BatchPayload: Decodable {
+    public var array_id: Int64
+    public var batch_number: Int32
+}
+// swiftlint:enable identifier_name

@@ -77,10 +77,34 @@ extension GetArrayMaxConcurrentlyRunning {
             found[id].map { .success(Output(arrayID: id, maxConcurrentlyRunning: $0)) } ?? .failure(.arrayNotFound(id))
         }
     }
+}
 
-    /// Whether this lookup can be grouped (by id; lookups by workflow run one by one).
-    public var isGroupable: Bool {
-        if case .arrayID = lookup { return true }
-        return false
+extension GetArrayMaxConcurrentlyRunning: GroupableOperation {
+    public init(payload p: MaxConcurrencyPayload) throws(OperationError) {
+        if let arrayID = p.array_id {
+            self.init(.arrayID(arrayID))
+            return
+        }
+        guard let workflowID = p.workflow_id, let ttvID = p.task_template_version_id else {
+            throw .invalid("give array_id, or workflow_id and task_template_version_id")
+        }
+        self.init(.workflow(workflowID: workflowID, taskTemplateVersionID: ttvID))
+    }
+
+    public static func answer(_ output: Output) -> CommandAnswer { CommandAnswer(.maxConcurrentlyRunning(output)) }
+
+    /// Lookups by id are grouped; by workflow go alone.
+    public var groupingArrayID: Int64? {
+        if case .arrayID(let id) = lookup { return id }
+        return nil
     }
 }
+
+/// `get_array_max_concurrently_running`'s payload.
+// swiftlint:disable identifier_name
+public struct MaxConcurrencyPayload: Decodable {
+    public var array_id: Int64?
+    public var workflow_id: Int64?
+    public var task_template_version_id: Int64?
+}
+// swiftlint:enable identifier_name

@@ -9,13 +9,12 @@ import PostgresNIO
 ///
 /// A statement finds its batches' instances by `array_id = ANY(…) AND array_batch_num = n`: one
 /// probe of the (array, batch, step) index per command, whatever the statistics say; the tasks are
-/// updated from the instances' `RETURNING`. An earlier form joined the instances to a table of the
-/// commands: when the statistics had been taken with no instance in the source status (the usual
-/// case — ANALYZE runs when nothing is in flight), the planner expected one row and compared every
-/// instance with every command: 4.3 s instead of 0.75 s for 100 × 1,000 instances, quadratic in the
-/// batch. (Matching (array, batch) pairs in one statement through `array_id = ANY(…)` alone read
-/// every instance of the arrays: 10-TI launches on 1,000-TI arrays ran at a third of the speed.)
-/// Commands in flight mostly share a batch number, so a poll is usually one or two statements.
+/// updated from the instances' `RETURNING`. Never join the instances to a table of the commands:
+/// with statistics taken while no instance was in the source status (the usual case: ANALYZE runs
+/// when nothing is in flight) the planner expects one row and compares every instance with every
+/// command, quadratic in the batch. Nor match (array, batch) pairs through `array_id = ANY(…)`
+/// alone: that reads every instance of the arrays. Commands in flight mostly share a batch
+/// number, so a poll is usually one or two statements. (Measurements: docs/benchmarks.md.)
 enum GroupedBatchTransition {
     /// The targets one statement applies: one batch number, one `sharing` value.
     struct Chunk {

@@ -47,3 +47,12 @@ public struct InstantiateArrayBatch: BatchOperation {
         }
     }
 }
+
+extension InstantiateArrayBatch: GroupableOperation {
+    public init(payload p: BatchPayload) {
+        self.init(arrayID: p.array_id, batchNumber: p.batch_number)
+    }
+
+    public static func answer(_ output: Output) -> CommandAnswer { output.answer }
+    public var groupingArrayID: Int64? { arrayID }
+}

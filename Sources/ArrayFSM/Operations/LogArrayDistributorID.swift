@@ -173,3 +173,80 @@ extension LogArrayDistributorID {
         }
     }
 }
+
+extension LogArrayDistributorID: GroupableOperation {
+    public init(payload p: DistributorIDPayload) throws(OperationError) {
+        if let byStep = p.distributor_ids_by_step {
+            guard let batch = p.batch_number else { throw .invalid("distributor_ids_by_step needs batch_number") }
+            var steps: [Int32: String] = [:]
+            for (key, value) in byStep {
+                guard let step = Int32(key), String(step) == key else {
+                    throw .invalid("distributor_ids_by_step key '\(key.prefix(40))' is not a step id in plain decimal")
+                }
+                steps[step] = value
+            }
+            self.init(arrayID: p.array_id, batchNumber: batch, distributorIDsByStep: steps, stdout: p.stdout, stderr: p.stderr)
+            return
+        }
+        let map: [Int64: String]
+        if let readAhead = p.readAheadIDs {
+            map = readAhead
+        } else {
+            guard let ids = p.distributor_ids else { throw .invalid("distributor_ids is required") }
+            var decoded: [Int64: String] = [:]
+            decoded.reserveCapacity(ids.count)
+            for (key, value) in ids {
+                // Canonical decimal only: "05" and "5" would otherwise both name instance 5.
+                guard let id = Int64(key), String(id) == key else {
+                    throw .invalid("distributor_ids key '\(key.prefix(40))' is not a task instance id in plain decimal")
+                }
+                decoded[id] = value
+            }
+            map = decoded
+        }
+        self.init(arrayID: p.array_id, distributorIDs: map, stdout: p.stdout, stderr: p.stderr)
+    }
+
+    public static func answer(_ output: Output) -> CommandAnswer {
+        CommandAnswer(.logArrayDistributorID(taskInstances: output.taskInstanceIDs.count, skipped: output.skippedIDs))
+    }
+
+    /// Only maps by id are grouped; by step goes alone.
+    public var groupingArrayID: Int64? { byStep == nil ? arrayID : nil }
+    public var boundIDs: Int { distributorIDs.count }
+}
+
+/// `log_array_distributor_id`'s payload.
+// swiftlint:disable identifier_name
+public struct DistributorIDPayload: Decodable {
+    public var array_id: Int64
+    public var distributor_ids: [String: String]?
+    /// `distributor_ids` as ``PayloadReader`` read it, when it could; then
+    /// `distributor_ids` is not decoded again.
+    public var readAheadIDs: [Int64: String]?
+    public var batch_number: Int32?
+    public var distributor_ids_by_step: [String: String]?
+    public var stdout: String?
+    public var stderr: String?
+
+    static let readAhead = CodingUserInfoKey(rawValue: "arrayfsm.distributorIDs")!
+
+    enum CodingKeys: String, CodingKey {
+        case array_id, distributor_ids, batch_number, distributor_ids_by_step, stdout, stderr
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        array_id = try c.decode(Int64.self, forKey: .array_id)
+        if let map = decoder.userInfo[Self.readAhead] as? [Int64: String], c.contains(.distributor_ids) {
+            readAheadIDs = map
+        } else {
+            distributor_ids = try c.decodeIfPresent([String: String].self, forKey: .distributor_ids)
+        }
+        batch_number = try c.decodeIfPresent(Int32.self, forKey: .batch_number)
+        distributor_ids_by_step = try c.decodeIfPresent([String: String].self, forKey: .distributor_ids_by_step)
+        stdout = try c.decodeIfPresent(String.self, forKey: .stdout)
+        stderr = try c.decodeIfPresent(String.self, forKey: .stderr)
+    }
+}
+// swiftlint:enable identifier_name

@@ -31,3 +31,11 @@ public struct LogArraySubmitFailed: BatchOperation {
             on: connection, logger: logger)
     }
 }
+
+extension LogArraySubmitFailed: CommandOperation {
+    public init(payload p: BatchPayload) {
+        self.init(arrayID: p.array_id, batchNumber: p.batch_number)
+    }
+
+    public static func answer(_ output: Output) -> CommandAnswer { output.answer }
+}

@@ -282,3 +282,45 @@ struct InstanceNumbering {
         return batches
     }
 }
+
+extension RecordArrayBatchNum: GroupableOperation {
+    public init(payload p: RecordArrayBatchNumPayload) {
+        self.init(arrayID: p.array_id, taskIDs: p.task_ids, taskResourcesID: p.task_resources_id, workflowRunID: p.workflow_run_id)
+    }
+
+    public static func answer(_ output: Output) -> CommandAnswer {
+        CommandAnswer(.recordArrayBatchNum(batches: output.batches, tasksByStatus: output.tasksByStatus), transitions: output.transitions)
+    }
+
+    public var groupingArrayID: Int64? { arrayID }
+    public var boundIDs: Int { taskIDs.count }
+}
+
+/// `record_array_batch_num`'s payload.
+// swiftlint:disable identifier_name
+public struct RecordArrayBatchNumPayload: Decodable {
+    public var array_id: Int64
+    public var task_ids: [Int64]
+    public var task_resources_id: Int64
+    public var workflow_run_id: Int64
+
+    /// `task_ids` as ``PayloadReader`` read it, when it could (the message then holds `[]`).
+    static let readAhead = CodingUserInfoKey(rawValue: "arrayfsm.taskIDs")!
+
+    enum CodingKeys: String, CodingKey {
+        case array_id, task_ids, task_resources_id, workflow_run_id
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        array_id = try c.decode(Int64.self, forKey: .array_id)
+        if let ids = decoder.userInfo[Self.readAhead] as? [Int64], c.contains(.task_ids) {
+            task_ids = ids
+        } else {
+            task_ids = try c.decode([Int64].self, forKey: .task_ids)
+        }
+        task_resources_id = try c.decode(Int64.self, forKey: .task_resources_id)
+        workflow_run_id = try c.decode(Int64.self, forKey: .workflow_run_id)
+    }
+}
+// swiftlint:enable identifier_name

@@ -64,3 +64,21 @@ public struct TransitionArrayToLaunched: BatchOperation {
         }
     }
 }
+
+extension TransitionArrayToLaunched: GroupableOperation {
+    public init(payload p: LaunchPayload) {
+        self.init(arrayID: p.array_id, batchNumber: p.batch_number, nextReportIncrement: p.next_report_increment)
+    }
+
+    public static func answer(_ output: Output) -> CommandAnswer { output.answer }
+    public var groupingArrayID: Int64? { arrayID }
+}
+
+/// `transition_array_to_launched`'s payload.
+// swiftlint:disable identifier_name
+public struct LaunchPayload: Decodable {
+    public var array_id: Int64
+    public var batch_number: Int32
+    public var next_report_increment: Double
+}
+// swiftlint:enable identifier_name

@@ -45,3 +45,11 @@ public struct TransitionToKilled: BatchOperation {
             on: connection, logger: logger)
     }
 }
+
+extension TransitionToKilled: CommandOperation {
+    public init(payload p: BatchPayload) {
+        self.init(arrayID: p.array_id, batchNumber: p.batch_number)
+    }
+
+    public static func answer(_ output: Output) -> CommandAnswer { output.answer }
+}
