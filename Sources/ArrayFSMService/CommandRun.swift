@@ -8,8 +8,8 @@ import PostgresNIO
 /// applies together: many queueings, instantiations, launches, distributor-id maps or limit reads
 /// become one round trip per step instead of one per step per command.
 ///
-/// Only consecutive commands are grouped and each array appears once, so per-array order is what
-/// it would be one by one. Commands that fail validation, repeats, and other types end the run.
+/// Only consecutive commands are grouped and each array (for `instantiate_task_instances`, each
+/// instance) appears once, so per-array order is what it would be one by one. Commands that fail validation, repeats, and other types end the run.
 struct CommandRun {
     var commands: [(Command, IncomingCommand)]
 
@@ -21,22 +21,22 @@ struct CommandRun {
         answered: [String: CommandBatchProcessor.StoredResult]
     ) -> CommandRun {
         var run = CommandRun(commands: [(first, message)])
-        guard let leader = first.operation as? any GroupableOperation, let firstArray = leader.groupingArrayID,
+        guard let leader = first.operation as? any GroupableOperation, let firstIDs = leader.groupingIDs,
             (try? first.validate()) != nil
         else { return run }
         let kind = ObjectIdentifier(type(of: leader))
-        var arrays: Set<Int64> = [firstArray]
+        var taken = Set(firstIDs)
         var ids: Set<String> = [first.envelope.commandID]
         var rows = leader.boundIDs
         var next = index
         while next < items.count, run.count < 1000, case .command(let command, let message) = items[next],
             let member = command.operation as? any GroupableOperation, ObjectIdentifier(type(of: member)) == kind,
-            let array = member.groupingArrayID, !arrays.contains(array),
+            let memberIDs = member.groupingIDs, taken.isDisjoint(with: memberIDs),
             (try? command.validate()) != nil,
             answered[command.envelope.commandID] == nil, !ids.contains(command.envelope.commandID),
             rows + member.boundIDs <= Self.maxRows
         {
-            arrays.insert(array)
+            taken.formUnion(memberIDs)
             ids.insert(command.envelope.commandID)
             rows += member.boundIDs
             run.commands.append((command, message))

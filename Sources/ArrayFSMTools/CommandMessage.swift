@@ -17,4 +17,8 @@ public enum CommandMessage {
 
     /// The contract's key for a command addressed by workflow.
     public static func key(workflowID: Int64) -> [UInt8] { Array("wf-\(workflowID)".utf8) }
+
+    /// The contract's key for `instantiate_task_instances` when the instances' array is not known:
+    /// `ti-` and the lowest id listed.
+    public static func key(taskInstanceIDs: [Int64]) -> [UInt8] { Array("ti-\(taskInstanceIDs.min() ?? 0)".utf8) }
 }

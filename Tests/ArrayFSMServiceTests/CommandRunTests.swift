@@ -28,4 +28,15 @@ import Testing
         let items = [record(0, array: 1, ids: 10), record(1, array: 2, ids: 10), record(2, array: 1, ids: 10), record(3, array: 3, ids: 10)]
         #expect(run(items) == ["c-0", "c-1"])
     }
+
+    func instantiate(_ n: Int, ids: [Int64]) -> CommandBatchProcessor.Decoded {
+        let command = Command(envelope: CommandEnvelope(commandID: "i-\(n)", type: "instantiate_task_instances"),
+                              operation: InstantiateTaskInstances(taskInstanceIDs: ids))
+        return .command(command, IncomingCommand(topic: "t", partition: 0, offset: Int64(n), key: nil, value: [], headers: []))
+    }
+
+    @Test func instantiateTaskInstancesRunsEndAtAnInstanceListedAgain() {
+        let items = [instantiate(0, ids: [1, 2]), instantiate(1, ids: [3]), instantiate(2, ids: [4, 2]), instantiate(3, ids: [5])]
+        #expect(run(items).map { $0 } == ["i-0", "i-1"])
+    }
 }

@@ -138,6 +138,39 @@ import Testing
         }
     }
 
+    /// The distributor's Q → I step across arrays, several commands in a row (applied as one run).
+    @Test func instantiateTaskInstancesAnswersJobmonsBatchesThroughKafka() async throws {
+        try await TestPostgres.withDatabase { db in
+            let harness = try ServiceHarness(database: db)
+            try harness.startServer()
+            var instances: [TaskInstanceRow] = []
+            var arrayIDs: [Int64] = []
+            for _ in 0..<2 {
+                let array = try await ArrayFixture.make(db, tasks: 4)
+                _ = try await array.queueAll(db, chunkSize: 2)
+                arrayIDs.append(array.arrayID)
+                instances += try await db.taskInstances(arrayID: array.arrayID)
+            }
+            let ids = instances.map(\.id)
+            let commands = [Array(ids[0..<3]), Array(ids[3..<8]), [ids[0]]].enumerated().map { n, list in
+                (CommandMessage.key(taskInstanceIDs: list),
+                 CommandMessage.json("instantiate_task_instances", id: "ti-\(n)", payload: ["task_instance_ids": list]))
+            }
+            try await harness.produce(commands)
+            let byID = try await results(harness, for: ["ti-0", "ti-1", "ti-2"])
+            let batches = byID.mapValues { events in ((events[0]["result"] as? [String: Any])?["task_instance_batches"] as? [[Any]]) ?? [] }
+            #expect(batches["ti-0"]?.map { [$0[0] as? Int, $0[2] as? Int, ($0[4] as? [Int])?.count] } == [
+                [Int(arrayIDs[0]), 1, 2], [Int(arrayIDs[0]), 2, 1]])
+            #expect(batches["ti-1"]?.count == 3)
+            #expect(batches["ti-2"]?.map { $0[4] as? [Int] } == [[Int(ids[0])]], "already I: answered again")
+            #expect(try await db.taskInstanceCounts(arrayID: arrayIDs[0]) == ["I": 4])
+            #expect(try await db.taskCounts(arrayID: arrayIDs[1]) == ["I": 4])
+            try await SchemaCheck.validate("result", try await harness.read(harness.topics.results, timeout: .seconds(10)) { $0.count >= 3 })
+            try await SchemaCheck.validate("command", try await harness.read(harness.topics.commands, timeout: .seconds(10)) { $0.count >= 3 })
+            try await harness.shutdown()
+        }
+    }
+
     @Test func theSameCommandProducedTwiceIsAppliedOnceAndAnsweredTwiceIdentically() async throws {
         try await TestPostgres.withDatabase { db in
             let harness = try ServiceHarness(database: db)

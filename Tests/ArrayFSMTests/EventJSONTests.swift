@@ -49,6 +49,10 @@ struct EventJSONTests {
             .logArrayDistributorID(taskInstances: 3, skipped: []),
             .maxConcurrentlyRunning(.init(arrayID: 8, maxConcurrentlyRunning: 10_000)),
             .addArray(.init(arrayID: 12, created: true)),
+            .taskInstanceBatches([
+                .init(arrayID: 3, arrayName: "a \"quoted\" name", batchNumber: 2, taskResourcesID: 7, taskInstanceIDs: [5, 6]),
+                .init(arrayID: 4, arrayName: "", batchNumber: 1, taskResourcesID: nil, taskInstanceIDs: [9]),
+            ]),
         ]
         for payload in payloads {
             let event = ResultEvent(
@@ -83,5 +87,20 @@ struct EventJSONTests {
         var json = JSONBytes()
         json.integers([0, -1, 9, 10, Int64.min, Int64.max, 1_000_000_007])
         #expect(String(decoding: json.bytes, as: UTF8.self) == "[0,-1,9,10,-9223372036854775808,9223372036854775807,1000000007]")
+    }
+
+    @Test func taskInstanceBatchesSplitKeepsEveryIDWithItsBatch() {
+        let batches: [InstantiateTaskInstances.Batch] = [
+            .init(arrayID: 3, arrayName: "a", batchNumber: 2, taskResourcesID: 7, taskInstanceIDs: [1, 2, 3]),
+            .init(arrayID: 4, arrayName: "b", batchNumber: 1, taskResourcesID: nil, taskInstanceIDs: [4, 5]),
+        ]
+        let parts = ResultPayload.taskInstanceBatches(batches).split(maxIDs: 2)
+        var ids: [String: [Int64]] = [:]
+        for case .taskInstanceBatches(let part) in parts {
+            #expect(part.reduce(0) { $0 + $1.taskInstanceIDs.count } <= 2)
+            for batch in part { ids["\(batch.arrayID)/\(batch.batchNumber)", default: []] += batch.taskInstanceIDs }
+        }
+        #expect(parts.count == 3)
+        #expect(ids == ["3/2": [1, 2, 3], "4/1": [4, 5]])
     }
 }

@@ -188,6 +188,7 @@ struct WireCommand: Decodable {
         case .logArraySubmitFailed: LogArraySubmitFailed.self
         case .logArrayDistributorID: LogArrayDistributorID.self
         case .getArrayMaxConcurrentlyRunning: GetArrayMaxConcurrentlyRunning.self
+        case .instantiateTaskInstances: InstantiateTaskInstances.self
         }
     }
 

@@ -37,6 +37,9 @@ public protocol GroupableOperation: CommandOperation {
     /// The array that keeps commands of one run apart (a run names each array once); nil when this
     /// command is applied alone (a lookup by workflow, distributor ids by step).
     var groupingArrayID: Int64? { get }
+    /// The ids that keep commands of one run apart: a run holds commands of one kind whose lists
+    /// are disjoint. By default the grouping array; nil: applied alone.
+    var groupingIDs: [Int64]? { get }
 
     /// How many ids the command's statements bind: a run stops before its ids pass a limit.
     var boundIDs: Int { get }
@@ -49,6 +52,7 @@ public protocol GroupableOperation: CommandOperation {
 
 extension GroupableOperation {
     public var boundIDs: Int { 1 }
+    public var groupingIDs: [Int64]? { groupingArrayID.map { [$0] } }
 }
 
 extension CommandOperation {

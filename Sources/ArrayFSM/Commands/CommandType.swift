@@ -1,4 +1,5 @@
-/// The command types of the wire contract (v1): Jobmon's six array routes and two extensions.
+/// The command types of the wire contract (v1): Jobmon's six array routes, its distributor's Q → I
+/// route, and two extensions.
 public enum CommandType: String, Sendable, Hashable, CaseIterable, Codable {
     case addArray = "add_array"
     case recordArrayBatchNum = "record_array_batch_num"
@@ -8,4 +9,5 @@ public enum CommandType: String, Sendable, Hashable, CaseIterable, Codable {
     case getArrayMaxConcurrentlyRunning = "get_array_max_concurrently_running"
     case instantiateArrayBatch = "instantiate_array_batch"
     case logArraySubmitFailed = "log_array_submit_failed"
+    case instantiateTaskInstances = "instantiate_task_instances"
 }

@@ -210,6 +210,18 @@ extension ResultPayload {
             case .maxConcurrentlyRunning(let output):
                 o.member("array_id", output.arrayID)
                 o.member("max_concurrently_running", output.maxConcurrentlyRunning)
+            case .taskInstanceBatches(let batches):
+                o.member("task_instance_batches") { $0.array { list in
+                    for batch in batches {
+                        list.array { item in
+                            item.integer(batch.arrayID)
+                            item.string(batch.arrayName)
+                            item.integer(batch.batchNumber)
+                            item.integer(batch.taskResourcesID)
+                            item.integers(batch.taskInstanceIDs)
+                        }
+                    }
+                } }
             }
         }
     }

@@ -60,12 +60,15 @@ public enum ResultPayload: Sendable, Encodable {
     case batchTransition(taskInstances: Int, tasks: Int)
     case logArrayDistributorID(taskInstances: Int, skipped: [Int64])
     case maxConcurrentlyRunning(GetArrayMaxConcurrentlyRunning.Output)
+    /// Jobmon's wire shape: `[array_id, array_name, array_batch_num, task_resources_id, [ti ids]]`.
+    case taskInstanceBatches([InstantiateTaskInstances.Batch])
 
     enum Keys: String, CodingKey {
         case arrayID = "array_id", created, batches, tasksByStatus = "tasks_by_status"
         case taskInstances = "task_instances", tasks, skipped = "skipped_task_instance_ids"
         case maxConcurrentlyRunning = "max_concurrently_running"
         case batchNumber = "batch_number", taskInstanceIDs = "task_instance_ids"
+        case taskInstanceBatches = "task_instance_batches"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -91,6 +94,16 @@ public enum ResultPayload: Sendable, Encodable {
         case .maxConcurrentlyRunning(let output):
             try c.encode(output.arrayID, forKey: .arrayID)
             try c.encode(output.maxConcurrentlyRunning, forKey: .maxConcurrentlyRunning)
+        case .taskInstanceBatches(let batches):
+            var list = c.nestedUnkeyedContainer(forKey: .taskInstanceBatches)
+            for batch in batches {
+                var item = list.nestedUnkeyedContainer()
+                try item.encode(batch.arrayID)
+                try item.encode(batch.arrayName)
+                try item.encode(batch.batchNumber)
+                if let resources = batch.taskResourcesID { try item.encode(resources) } else { try item.encodeNil() }
+                try item.encode(batch.taskInstanceIDs)
+            }
         }
     }
 
@@ -100,6 +113,7 @@ public enum ResultPayload: Sendable, Encodable {
         case .recordArrayBatchNum(let batches, let byStatus):
             batches.reduce(0) { $0 + $1.taskInstanceIDs.count } + byStatus.values.reduce(0) { $0 + $1.count }
         case .logArrayDistributorID(_, let skipped): skipped.count
+        case .taskInstanceBatches(let batches): batches.reduce(0) { $0 + $1.taskInstanceIDs.count }
         default: 0
         }
     }
@@ -146,6 +160,26 @@ public enum ResultPayload: Sendable, Encodable {
                 .logArrayDistributorID(taskInstances: index == 0 ? count : 0,
                                        skipped: Array(skipped[start..<min(start + maxIDs, skipped.count)]))
             }
+        case .taskInstanceBatches(let batches):
+            // A batch split over parts appears in each with some of its ids; the parts' ids
+            // together are the batch's.
+            var parts: [[InstantiateTaskInstances.Batch]] = [[]]
+            var room = maxIDs
+            for batch in batches {
+                var rest = batch.taskInstanceIDs[...]
+                while !rest.isEmpty {
+                    if room == 0 {
+                        parts.append([])
+                        room = maxIDs
+                    }
+                    var piece = batch
+                    piece.taskInstanceIDs = Array(rest.prefix(room))
+                    parts[parts.count - 1].append(piece)
+                    rest = rest.dropFirst(piece.taskInstanceIDs.count)
+                    room -= piece.taskInstanceIDs.count
+                }
+            }
+            return parts.map { .taskInstanceBatches($0) }
         default:
             return [self]
         }
