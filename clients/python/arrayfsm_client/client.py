@@ -252,9 +252,9 @@ class ArrayFSMClient:
         if self.reply_topic in admin.list_topics(timeout=10).topics:
             return
         future = admin.create_topics([NewTopic(self.reply_topic, num_partitions=1, replication_factor=-1)],
-                                     request_timeout=5)[self.reply_topic]
+                                     request_timeout=2)[self.reply_topic]
         try:
-            future.result(10)
+            future.result(3)
             return
         except KafkaException as error:
             if error.args[0].name() == "TOPIC_ALREADY_EXISTS":
