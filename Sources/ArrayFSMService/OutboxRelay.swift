@@ -202,8 +202,15 @@ public final class OutboxRelay: Service, Sendable {
                 }
                 return result
             } catch {
-                // The connection may be broken, which releases the lock too.
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                // The connection may be broken, which releases the lock too. A query sent on a
+                // closed connection may never return (postgres-nio drops it once the channel is
+                // gone; nothing cancels it), so none is sent there, and the unlock is guarded like
+                // every other database step: an unguarded wait here stopped the relay for good.
+                if !connection.isClosed {
+                    _ = try? await watchdog.guarding("relay unlock", logger: logger) {
+                        try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                    }
+                }
                 throw error
             }
         }
