@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "arrayfsm", targets: ["arrayfsm"]),
         .library(name: "ArrayFSM", targets: ["ArrayFSM"]),
+        .library(name: "ArrayFSMClient", targets: ["ArrayFSMClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -53,6 +54,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The schedulers' side: commands sent, typed answers read from a private reply topic.
+        // Kafka only: a scheduler links no PostgreSQL driver.
+        .target(
+            name: "ArrayFSMClient",
+            dependencies: [
+                "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Load-test tooling: topic dumps (kcat -J format), replay, and what gen/seed/bench build on.
         .target(
             name: "ArrayFSMLoad",
@@ -69,6 +80,7 @@ let package = Package(
             name: "ArrayFSMTools",
             dependencies: [
                 "ArrayFSM",
+                "ArrayFSMClient",
                 "ArrayFSMService",
                 "ArrayFSMLoad",
                 "Kafka",
@@ -125,6 +137,7 @@ let package = Package(
         .testTarget(name: "ArrayFSMServiceTests", dependencies: ["ArrayFSMService", "ArrayFSMTesting", "ArrayFSMTools", "Kafka"]),
         .testTarget(name: "ArrayFSMLoadTests", dependencies: ["ArrayFSMLoad", "ArrayFSMTesting", "ArrayFSMTools", "Kafka"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "ArrayFSMClientTests", dependencies: ["ArrayFSMClient", "ArrayFSMTesting", "ArrayFSMTools"]),
         .testTarget(name: "ArrayFSMChaosTests", dependencies: ["ArrayFSMChaos", "ArrayFSMTesting", "ArrayFSMTools"]),
         // A consumer-group member that KafkaTests starts and kills with SIGKILL.
         .executableTarget(name: "kafka-test-consumer", dependencies: ["Kafka"]),

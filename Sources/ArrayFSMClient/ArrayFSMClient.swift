@@ -1,0 +1,350 @@
+// ArrayFSMClient — the scheduler's side of the wire contract: commands sent over Kafka, typed
+// answers read from a private reply topic. Knows no SQL and nothing of serve's internals.
+import Foundation
+import Kafka
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A scheduler's connection to arrayfsm: sends commands and hands back serve's answers.
+///
+/// The client has a private reply topic, ``Configuration/replyTopic`` (created if missing), and
+/// names it in every command's `reply_to`, so it reads only its own answers. ``run()`` reads that
+/// topic and settles the waiting calls (putting split results back together), sends again a call
+/// whose attempt timed out — the same bytes with the same `command_id`, which serve answers with
+/// the original result and never applies twice — renews a producer that failed for good, and
+/// fails calls whose deadline passed with ``CommandTimeout``.
+///
+/// Commands go out in the order they are submitted, so one array's commands are applied in that
+/// order. ``submit(_:)`` sends and returns at once (pipelining); the typed methods
+/// (``addArray(workflowID:taskTemplateVersionID:name:maxConcurrentlyRunning:)`` and the rest)
+/// send one command and wait for its typed result.
+public final class ArrayFSMClient: Service, Sendable {
+    /// Where the client sends and reads, and how long it waits.
+    public struct Configuration: Sendable {
+        public var bootstrapServers: String
+        /// serve's commands topic.
+        public var commandsTopic = "arrayfsm.commands"
+        /// serve's allowed reply-topic prefix (`--reply-topic-prefix`).
+        public var replyTopicPrefix = "arrayfsm.replies."
+        /// Names the reply topic: a new id by default, so each client has its own.
+        public var clientID = UUID().uuidString.lowercased()
+        /// How long to wait for an answer before sending the command again.
+        public var attemptTimeout: Duration = .seconds(5)
+        /// How long a call waits in all before it fails with ``CommandTimeout``.
+        public var deadline: Duration = .seconds(60)
+        /// librdkafka properties for the producer and the reply reader (security settings, …).
+        public var kafkaProperties: [String: String] = [:]
+
+        public init(bootstrapServers: String) { self.bootstrapServers = bootstrapServers }
+
+        /// The topic this client's answers come to.
+        public var replyTopic: String { replyTopicPrefix + clientID }
+    }
+
+    public let configuration: Configuration
+    private let producer: Mutex<KafkaProducer>
+    private let consumer: KafkaConsumer
+    private let calls = Mutex<Calls>(Calls())
+    private let logger: Logger
+
+    /// The waiting calls, and when the earliest of them needs attention.
+    private struct Calls {
+        var byID: [String: Call] = [:]
+        var nextDue: ContinuousClock.Instant?
+        var stopped = false
+    }
+
+    private struct Call {
+        var type: String
+        var message: KafkaOutgoingMessage
+        var slot: PendingAnswer
+        var started: ContinuousClock.Instant
+        var deadline: ContinuousClock.Instant
+        var nextSend: ContinuousClock.Instant
+        var attempts = 1
+        var parts: [Int: [UInt8]] = [:]
+
+        var due: ContinuousClock.Instant { min(nextSend, deadline) }
+    }
+
+    /// Connects: creates the reply topic unless it exists and starts reading it from its end.
+    /// Answers are read only while ``run()`` runs.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "arrayfsm.client")) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        producer = Mutex(try Self.makeProducer(configuration, logger: logger))
+        consumer = try KafkaConsumer(
+            configuration: KafkaConfiguration(
+                bootstrapServers: configuration.bootstrapServers, clientID: "arrayfsm-client",
+                groupID: "arrayfsm-client-\(configuration.clientID)",
+                properties: [
+                    "enable.auto.commit": "false",
+                    // Where the broker creates topics on first use, asking for the reply topic's metadata creates it.
+                    "allow.auto.create.topics": "true",
+                    // Answers are small and awaited: a fetch returns as soon as one is there, or after 5 ms.
+                    "fetch.wait.max.ms": "5",
+                ].merging(configuration.kafkaProperties) { $1 }),
+            logger: logger)
+        try await createReplyTopic()
+        // From the end as it is now: an answer written before a lazily resolved "end" would be skipped.
+        var offsets: [KafkaTopicPartition: Int64] = [:]
+        for partition in try await consumer.partitions(of: configuration.replyTopic) {
+            let topicPartition = KafkaTopicPartition(topic: configuration.replyTopic, partition: partition)
+            offsets[topicPartition] = try await consumer.watermarks(of: topicPartition).high
+        }
+        try consumer.assign(offsets)
+    }
+
+    /// Runs `body` with a client whose ``run()`` runs meanwhile; stops it afterwards.
+    public static func withClient<Value: Sendable>(
+        configuration: Configuration, logger: Logger = Logger(label: "arrayfsm.client"),
+        _ body: (ArrayFSMClient) async throws -> Value
+    ) async throws -> Value {
+        let client = try await ArrayFSMClient(configuration: configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await client.run() }
+            do {
+                let value = try await body(client)
+                group.cancelAll()
+                try await group.waitForAll()
+                return value
+            } catch {
+                group.cancelAll()
+                try? await group.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    /// Sends `commands` now, in order, and returns a handle per command to await its answer.
+    /// - Throws: ``ArrayFSMClientStopped`` once ``run()`` has ended; `KafkaError` when the
+    ///   producer is closed. A command id already waiting is a programming error (precondition).
+    public func submit(_ commands: [ArrayCommand], deadline: Duration? = nil) async throws -> [PendingAnswer] {
+        let now = ContinuousClock.now
+        let deadline = now + (deadline ?? configuration.deadline)
+        let nextSend = min(now + configuration.attemptTimeout, deadline)
+        let entries = commands.map { command in
+            Call(type: command.type, message: message(for: command), slot: PendingAnswer(commandID: command.id),
+                 started: now, deadline: deadline, nextSend: nextSend)
+        }
+        try calls.withLock { calls in
+            if calls.stopped { throw ArrayFSMClientStopped(commandID: commands.first?.id ?? "") }
+            for (command, entry) in zip(commands, entries) {
+                precondition(calls.byID[command.id] == nil, "a call with command id \(command.id) is already waiting")
+                calls.byID[command.id] = entry
+            }
+            calls.nextDue = min(calls.nextDue ?? nextSend, nextSend)
+        }
+        try await produce(entries.map(\.message), ids: commands.map(\.id))
+        return entries.map(\.slot)
+    }
+
+    /// Sends one command now; see ``submit(_:deadline:)-([ArrayCommand],_)``.
+    public func submit(_ command: ArrayCommand, deadline: Duration? = nil) async throws -> PendingAnswer {
+        try await submit([command], deadline: deadline)[0]
+    }
+
+    /// Sends one command and waits for serve's answer (which may be `rejected`).
+    public func send(_ command: ArrayCommand, deadline: Duration? = nil) async throws -> CommandAnswer {
+        try await submit(command, deadline: deadline).answer()
+    }
+
+    /// Sends one command and waits for its typed result.
+    /// - Throws: ``CommandRejected``, ``CommandTimeout``, ``ArrayFSMClientStopped``.
+    public func call<Result: CommandResult>(_ command: ArrayCommand, as _: Result.Type = Result.self,
+                                            deadline: Duration? = nil) async throws -> Result {
+        try await send(command, deadline: deadline).result(as: Result.self)
+    }
+
+    /// Reads answers and keeps the waiting calls going until cancelled or shut down gracefully;
+    /// then fails the calls still waiting with ``ArrayFSMClientStopped`` and closes.
+    public func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await self.readAnswers() }
+        } catch is CancellationError {}
+        let waiting = calls.withLock { calls -> [String: Call] in
+            calls.stopped = true
+            let waiting = calls.byID
+            calls.byID = [:]
+            return waiting
+        }
+        for (id, call) in waiting { call.slot.complete(.failure(ArrayFSMClientStopped(commandID: id))) }
+        await consumer.close()
+        await producer.withLock { $0 }.close(timeout: .seconds(5))
+    }
+
+    private func readAnswers() async throws {
+        while !Task.isCancelled {
+            let polled: KafkaPollResult
+            do {
+                polled = try await consumer.poll(maxMessages: 1000, timeout: .milliseconds(10))
+            } catch {
+                logger.warning("reading the reply topic: \(error)")
+                try await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            for message in polled.messages {
+                guard let value = message.value else { continue }
+                settle(value, publishedAt: message.timestampMilliseconds)
+            }
+            try await attendToDueCalls(now: .now)
+        }
+    }
+
+    /// The event's call, if it is waiting: stores the part; settles the call once every part is there.
+    private func settle(_ value: [UInt8], publishedAt: Int64?) {
+        guard let header = try? JSONDecoder().decode(EventHeader.self, from: Data(value)) else { return }
+        let finished = calls.withLock { calls -> Call? in
+            // A late copy, or an answer to a call already settled.
+            guard var call = calls.byID[header.commandID] else { return nil }
+            call.parts[header.part ?? 1] = value
+            guard call.parts.count >= (header.parts ?? 1) else {
+                calls.byID[header.commandID] = call
+                return nil
+            }
+            calls.byID[header.commandID] = nil
+            return call
+        }
+        guard let call = finished else { return }
+        let rejection = header.status == "ok" ? nil : CommandRejected(
+            code: header.error?.code ?? "unknown", message: header.error?.message ?? "", commandID: header.commandID, type: call.type)
+        let processedAt = header.processedAt.flatMap { try? Date($0, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) }
+        call.slot.complete(.success(CommandAnswer(
+            events: call.parts.keys.sorted().map { call.parts[$0]! }, commandID: header.commandID, type: call.type,
+            isOK: rejection == nil, rejection: rejection, processedAt: processedAt, publishedAtMilliseconds: publishedAt,
+            attempts: call.attempts)))
+    }
+
+    /// Fails the calls past their deadline and sends again those whose attempt timed out.
+    private func attendToDueCalls(now: ContinuousClock.Instant) async throws {
+        let (expired, resend) = calls.withLock { calls -> ([(String, Call)], [(String, KafkaOutgoingMessage)]) in
+            guard let due = calls.nextDue, due <= now else { return ([], []) }
+            var expired: [(String, Call)] = []
+            var resend: [(String, KafkaOutgoingMessage)] = []
+            var nextDue: ContinuousClock.Instant?
+            for (id, entry) in calls.byID where entry.due <= now {
+                var call = entry
+                if call.deadline <= now {
+                    calls.byID[id] = nil
+                    expired.append((id, call))
+                    continue
+                }
+                call.attempts += 1
+                call.nextSend = min(now + configuration.attemptTimeout, call.deadline)
+                calls.byID[id] = call
+                resend.append((id, call.message))
+            }
+            for call in calls.byID.values { nextDue = min(nextDue ?? call.due, call.due) }
+            calls.nextDue = nextDue
+            return (expired, resend)
+        }
+        for (id, call) in expired {
+            call.slot.complete(.failure(CommandTimeout(commandID: id, type: call.type, attempts: call.attempts, waited: now - call.started)))
+        }
+        guard !resend.isEmpty else { return }
+        logger.debug("sending \(resend.count) command(s) again with their ids")
+        try await produce(resend.map(\.1), ids: resend.map(\.0))
+    }
+
+    /// Queues messages; a message that is not delivered is sent again soon, on a new producer if
+    /// this one failed for good (an idempotent producer whose broker lost its state does).
+    private func produce(_ messages: [KafkaOutgoingMessage], ids: [String]) async throws {
+        var current = producer.withLock { $0 }
+        if current.currentFatalError != nil {
+            current = try renewProducer(replacing: current)
+        }
+        do {
+            try await current.enqueue(messages) { [weak self] report in
+                guard let self, !report.isComplete else { return }
+                self.retrySoon(report.failed.map { ids[$0.index] }, after: report.failures[0])
+            }
+        } catch {
+            retrySoon(ids, after: error)
+        }
+    }
+
+    private func retrySoon(_ ids: [String], after error: any Error) {
+        logger.debug("\(ids.count) command(s) not delivered (\(error)); sending again shortly")
+        let soon = ContinuousClock.now + .milliseconds(100)
+        calls.withLock { calls in
+            for id in ids {
+                guard var call = calls.byID[id] else { continue }
+                call.nextSend = min(call.nextSend, soon)
+                calls.byID[id] = call
+                let due = call.due
+                calls.nextDue = min(calls.nextDue ?? due, due)
+            }
+        }
+    }
+
+    private func renewProducer(replacing failed: KafkaProducer) throws -> KafkaProducer {
+        try producer.withLock { current in
+            guard current === failed else { return current }
+            logger.warning("the producer failed for good (\(failed.currentFatalError.map { "\($0)" } ?? "")); starting a new one")
+            current = try Self.makeProducer(configuration, logger: logger)
+            return current
+        }
+    }
+
+    private static func makeProducer(_ configuration: Configuration, logger: Logger) throws -> KafkaProducer {
+        try KafkaProducer(
+            configuration: KafkaConfiguration(
+                bootstrapServers: configuration.bootstrapServers, clientID: "arrayfsm-client",
+                properties: ["linger.ms": "1"].merging(configuration.kafkaProperties) { $1 }),
+            logger: logger)
+    }
+
+    /// The command's envelope: encoded once, so every re-send is byte-identical.
+    private func message(for command: ArrayCommand) -> KafkaOutgoingMessage {
+        func quoted(_ text: String) -> String { String(decoding: try! JSONEncoder().encode(text), as: UTF8.self) }
+        let issuedAt = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let head = #"{"command_id":\#(quoted(command.id)),"type":\#(quoted(command.type)),"version":1,"issued_at":"\#(issuedAt)","reply_to":\#(quoted(configuration.replyTopic)),"payload":"#
+        return KafkaOutgoingMessage(topic: configuration.commandsTopic, partition: command.partition, key: command.key,
+                                    value: Array(head.utf8) + command.payload + [UInt8(ascii: "}")])
+    }
+
+    private func createReplyTopic() async throws {
+        let topic = configuration.replyTopic
+        do {
+            let admin = try KafkaAdmin(
+                configuration: KafkaConfiguration(bootstrapServers: configuration.bootstrapServers, properties: configuration.kafkaProperties),
+                logger: logger)
+            try await admin.createTopicIfMissing(topic, partitions: 1, timeout: .seconds(2))
+        } catch {
+            // Brokers without CreateTopics (librdkafka's mock cluster) create it on first use: below.
+            logger.debug("CreateTopics \(topic): \(error); relying on the broker's auto-creation")
+        }
+        // An auto-created topic may take a metadata round or two to appear.
+        let giveUp = ContinuousClock.now + .seconds(10)
+        var lastError: KafkaError?
+        while ContinuousClock.now < giveUp {
+            do {
+                if try await !consumer.partitions(of: topic, timeout: .seconds(2)).isEmpty { return }
+            } catch {
+                lastError = error
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw KafkaError(code: -1, message: "could not create the reply topic \(topic)\(lastError.map { ": \($0)" } ?? "")")
+    }
+
+    /// What the client reads of a result event to settle its call.
+    private struct EventHeader: Decodable {
+        struct Failure: Decodable {
+            var code: String?
+            var message: String?
+        }
+
+        var commandID: String
+        var status: String
+        var error: Failure?
+        var part: Int?
+        var parts: Int?
+        var processedAt: String?
+
+        enum CodingKeys: String, CodingKey {
+            case commandID = "command_id", status, error, part, parts, processedAt = "processed_at"
+        }
+    }
+}
