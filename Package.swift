@@ -104,6 +104,7 @@ let package = Package(
             name: "ArrayFSMChaos",
             dependencies: [
                 "ArrayFSM",
+                "ArrayFSMClient",
                 "ArrayFSMService",
                 "ArrayFSMLoad",
                 "ArrayFSMTools",

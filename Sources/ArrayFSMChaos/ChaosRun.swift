@@ -1,6 +1,7 @@
 // ArrayFSMChaos — the fault suite: serve processes under kills, restarts, broker and database
 // faults and hostile input, checked by an oracle against a clean run. Built on ArrayFSMTools.
 import ArrayFSM
+import ArrayFSMClient
 import ArrayFSMLoad
 import ArrayFSMService
 import ArrayFSMTools
@@ -67,6 +68,8 @@ public struct ChaosRun: Sendable {
         let harnessTopics = Topics()
         var records: [TopicDumpRecord] = []
         _ = WorkloadGenerator(spec: spec, topic: harnessTopics.commands).generate { records.append($0) }
+        // Which records are the generated workload's (sent through the client), by position.
+        var fromWorkload = Array(repeating: true, count: records.count)
         var bursts: [HostileInput.Burst] = []
         let goodCount = records.count
         if scenario == .hostile {
@@ -83,8 +86,13 @@ public struct ChaosRun: Sendable {
             let duplicated = (0..<5).map { _ in records[Int.random(in: 0..<records.count, using: &random)] }
             let bad = BadInput.messages(arrays: spec.plan(), duplicateOf: duplicated, topic: harnessTopics.commands)
             let (single, duplicates) = (bad.prefix(bad.count - duplicated.count), bad.suffix(duplicated.count))
-            for record in single { records.insert(record, at: Int.random(in: 0...records.count, using: &random)) }
+            for record in single {
+                let position = Int.random(in: 0...records.count, using: &random)
+                records.insert(record, at: position)
+                fromWorkload.insert(false, at: position)
+            }
             records += duplicates  // after their originals, in the same partitions
+            fromWorkload += Array(repeating: false, count: duplicates.count)
         }
 
         progress("\(scenario.rawValue): clean run of \(records.count) messages")
@@ -129,13 +137,26 @@ public struct ChaosRun: Sendable {
                                          broker: broker, client: client, arrays: spec.plan(), bursts: bursts, logger: logger)
             let faults: [ProgressMonitor.Fault]
             let answered: Bool
+            let workloadMarks = Array(fromWorkload.prefix(workload.count))
+            let workloadClient = try await ArrayFSMClient(configuration: Self.workloadClientConfiguration(harness), logger: logger)
+            let clientTask = Task { try await workloadClient.run() }
+            var sent: [PendingAnswer] = []
             var tails: [String] = []
             do {
-                faults = try await withThrowingTaskGroup(of: [ProgressMonitor.Fault].self) { group in
-                    group.addTask { try await replay(workload, harness: harness, size: size); return [] }
-                    group.addTask { try await injector.inject() }
-                    var all: [ProgressMonitor.Fault] = []
-                    for try await faults in group { all += faults }
+                enum Child: Sendable {
+                    case faults([ProgressMonitor.Fault])
+                    case sent([PendingAnswer])
+                }
+                (faults, sent) = try await withThrowingTaskGroup(of: Child.self) { group in
+                    group.addTask { .sent(try await replay(workload, fromWorkload: workloadMarks, client: workloadClient, harness: harness, size: size)) }
+                    group.addTask { .faults(try await injector.inject()) }
+                    var all: ([ProgressMonitor.Fault], [PendingAnswer]) = ([], [])
+                    for try await child in group {
+                        switch child {
+                        case .faults(let faults): all.0 += faults
+                        case .sent(let pending): all.1 = pending
+                        }
+                    }
                     return all
                 }
 
@@ -159,6 +180,7 @@ public struct ChaosRun: Sendable {
                     }
                 }
             } catch {
+                clientTask.cancel()
                 // The driver gives up: its serve children must not outlive it.
                 supervisor.cancel()
                 await supervisor.value
@@ -186,6 +208,12 @@ public struct ChaosRun: Sendable {
             if !answered {
                 report.violations.insert("not every command was answered within the time limit; serve's last lines:\n"
                                          + tails.joined(separator: "\n"), at: 0)
+            }
+            let unanswered = await Self.unanswered(sent, within: .seconds(answered ? 30 : 1))
+            clientTask.cancel()
+            try? await clientTask.value
+            if unanswered > 0 {
+                report.violations.append("\(unanswered) of the \(sent.count) commands the client sent got no answer on its reply topic")
             }
             report.scenario = scenario
             report.commands = records.count
@@ -224,44 +252,69 @@ public struct ChaosRun: Sendable {
                                   groupID: "arrayfsm-chaos", logger: logger)
     }
 
-    /// Produces the messages in order (per-key order is kept), spread over the fault window so
-    /// faults land while commands are in flight.
-    func replay(_ records: [TopicDumpRecord], harness: ServiceHarness, size: ChaosSize) async throws {
-        // A 10 MB message needs a producer that may send one (the broker and serve must cope).
-        func makeProducer() throws -> KafkaProducer {
-            try KafkaProducer(configuration: KafkaConfiguration(
-                bootstrapServers: harness.bootstrapServers, clientID: "chaos-replay",
-                properties: ["linger.ms": "5", "message.max.bytes": "16000000"]))
-        }
-        var producer = try makeProducer()
+    /// Sends the messages in order (per-key order is kept), spread over the fault window so
+    /// faults land while commands are in flight. The workload's commands go through `client`, as
+    /// a scheduler sends them (with a reply topic of their own); the rest — malformed, illegal,
+    /// reused ids — as raw messages. Returns the client's calls.
+    func replay(_ records: [TopicDumpRecord], fromWorkload: [Bool], client: ArrayFSMClient, harness: ServiceHarness,
+                size: ChaosSize) async throws -> [PendingAnswer] {
+        let raw = try KafkaProducer(configuration: KafkaConfiguration(
+            bootstrapServers: harness.bootstrapServers, clientID: "chaos-replay", properties: client.configuration.kafkaProperties))
         let window = Double(size.faults) * size.faultInterval + 2
         let ticks = max(1, Int(window * 10))
         let perTick = max(1, (records.count + ticks - 1) / ticks)
         var unkeyed = 0
+        var pending: [PendingAnswer] = []
         for start in stride(from: 0, to: records.count, by: perTick) {
-            let messages = Self.messages(records[start..<min(start + perTick, records.count)], topic: harness.topics.commands, unkeyed: &unkeyed)
-            // A producer whose broker lost its idempotence state (noida-db after a process restart)
-            // fails for good, by a failed report or by a throw while enqueueing; a scheduler would
-            // start a new one and send again what was not acknowledged. Sent twice is fine: the
-            // command ids make the repeats duplicates.
-            var renewals = 0
-            while true {
-                let failure: any Error
-                do {
-                    let report = try await producer.send(messages)
-                    if report.isComplete { break }
-                    failure = report.failures[0]
-                } catch {
-                    failure = error
+            // Consecutive runs of one kind, each sent and acknowledged before the next.
+            var index = start
+            let end = min(start + perTick, records.count)
+            while index < end {
+                let viaClient = fromWorkload[index]
+                var stop = index
+                while stop < end && fromWorkload[stop] == viaClient { stop += 1 }
+                let messages = Self.messages(records[index..<stop], topic: harness.topics.commands, unkeyed: &unkeyed)
+                if viaClient {
+                    let commands = try messages.map { message in
+                        guard let command = ArrayCommand(envelope: message.value ?? [], key: message.key, partition: message.partition) else {
+                            throw Stuck(description: "a workload record is not a command envelope")
+                        }
+                        return command
+                    }
+                    pending += try await client.submit(commands)
+                } else {
+                    let report = try await raw.send(messages)
+                    if let failure = report.failures.first { throw failure }
                 }
-                guard producer.currentFatalError != nil, renewals < 5 else { throw failure }
-                renewals += 1
-                await producer.close()
-                producer = try makeProducer()
+                index = stop
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        await producer.close()
+        await raw.close()
+        return pending
+    }
+
+    /// The workload's client: its own reply topic (``HostileCheck`` allows serve to write
+    /// there), producers that may send a 10 MB message (the broker and serve must cope), and no
+    /// attempt sent again: the oracle counts the messages produced, and a fault only delays
+    /// answers (serve answers every command it reads).
+    static func workloadClientConfiguration(_ harness: ServiceHarness) -> ArrayFSMClient.Configuration {
+        var configuration = harness.clientConfiguration(clientID: workloadClientID)
+        configuration.kafkaProperties = ["linger.ms": "5", "message.max.bytes": "16000000"]
+        configuration.attemptTimeout = .seconds(3600)
+        configuration.deadline = .seconds(3600)
+        return configuration
+    }
+
+    static let workloadClientID = "chaos-workload"
+
+    /// How many of `calls` have no answer after waiting up to `time` for the rest.
+    static func unanswered(_ calls: [PendingAnswer], within time: Duration) async -> Int {
+        let giveUp = ContinuousClock.now + time
+        while calls.contains(where: { $0.outcome == nil }) && ContinuousClock.now < giveUp {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return calls.filter { (try? $0.outcome?.get()) == nil }.count
     }
 
     /// Partitions of the commands topic: messages go to the first `commandPartitions - 1` by key;

@@ -98,7 +98,8 @@ struct HostileCheck {
         })
         if !unexpected.isEmpty { violations.append("\(unexpected.count) events on \(HostileInput.allowedReplyTopic) that no command asked for") }
 
-        let allowed = Set(topics.all + [HostileInput.allowedReplyTopic, HostileInput.undeliverableReplyTopic])
+        let allowed = Set(topics.all + [HostileInput.allowedReplyTopic, HostileInput.undeliverableReplyTopic,
+                                         topics.replyPrefix + ChaosRun.workloadClientID])
         for (topic, size) in topicSizes.sorted(by: { $0.key < $1.key }) where size > 0 && !allowed.contains(topic) && !topic.hasPrefix("__") {
             violations.append("\(size) messages in \(topic): serve may write only its own topics and the allowed reply topics")
         }

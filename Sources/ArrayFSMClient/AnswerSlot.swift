@@ -32,6 +32,14 @@ public final class PendingAnswer: Sendable {
         }
     }
 
+    /// The answer or failure once there is one; nil while the call waits.
+    public var outcome: Result<CommandAnswer, any Error>? {
+        state.withLock { state in
+            guard case .done(let result) = state else { return nil }
+            return result
+        }
+    }
+
     /// Settles the call; only the first outcome counts.
     func complete(_ result: Result<CommandAnswer, any Error>) {
         let waiter = state.withLock { state -> CheckedContinuation<CommandAnswer, any Error>?? in

@@ -117,9 +117,15 @@ public final class ArrayFSMClient: Service, Sendable {
         }
     }
 
-    /// Sends `commands` now, in order, and returns a handle per command to await its answer.
-    /// - Throws: ``ArrayFSMClientStopped`` once ``run()`` has ended; `KafkaError` when the
-    ///   producer is closed. A command id already waiting is a programming error (precondition).
+    /// Sends `commands` in order and returns, once the broker has acknowledged them, a handle per
+    /// command to await its answer.
+    ///
+    /// The commands of one call are acknowledged before the next call's are sent, so per-key order
+    /// holds across calls, also when the producer failed for good and a new one sends what was
+    /// not acknowledged. A command the broker refuses for another reason (too large, …) is
+    /// settled at once with that error.
+    /// - Throws: ``ArrayFSMClientStopped`` once ``run()`` has ended. A command id already waiting
+    ///   is a programming error (precondition).
     public func submit(_ commands: [ArrayCommand], deadline: Duration? = nil) async throws -> [PendingAnswer] {
         let now = ContinuousClock.now
         let deadline = now + (deadline ?? configuration.deadline)
@@ -136,7 +142,29 @@ public final class ArrayFSMClient: Service, Sendable {
             }
             calls.nextDue = min(calls.nextDue ?? nextSend, nextSend)
         }
-        try await produce(entries.map(\.message), ids: commands.map(\.id))
+        var unsent = Array(entries.indices)
+        for renewal in 0... {
+            var current = producer.withLock { $0 }
+            if current.currentFatalError != nil { current = try renewProducer(replacing: current) }
+            let report: KafkaDeliveryReport
+            do {
+                report = try await current.send(unsent.map { entries[$0].message })
+            } catch {
+                report = KafkaDeliveryReport(delivered: 0, failed: unsent.indices.map { .init(index: $0, error: error) })
+            }
+            let failed = report.failed.sorted { $0.index < $1.index }
+            if failed.isEmpty { break }
+            if current.currentFatalError != nil, renewal < 5 {
+                unsent = failed.map { unsent[$0.index] }
+                continue
+            }
+            for failure in failed {
+                let id = commands[unsent[failure.index]].id
+                calls.withLock { _ = $0.byID.removeValue(forKey: id) }
+                entries[unsent[failure.index]].slot.complete(.failure(failure.error))
+            }
+            break
+        }
         return entries.map(\.slot)
     }
 
@@ -213,7 +241,7 @@ public final class ArrayFSMClient: Service, Sendable {
         call.slot.complete(.success(CommandAnswer(
             events: call.parts.keys.sorted().map { call.parts[$0]! }, commandID: header.commandID, type: call.type,
             isOK: rejection == nil, rejection: rejection, processedAt: processedAt, publishedAtMilliseconds: publishedAt,
-            attempts: call.attempts)))
+            attempts: call.attempts, sentAt: call.started, receivedAt: .now)))
     }
 
     /// Fails the calls past their deadline and sends again those whose attempt timed out.

@@ -18,6 +18,12 @@ public struct CommandAnswer: Sendable {
     public var publishedAtMilliseconds: Int64?
     /// Times the command was sent: 1 unless an attempt timed out and it was sent again.
     public var attempts: Int
+    /// When the command was first sent and when its answer was read, by this process's clock.
+    public var sentAt: ContinuousClock.Instant
+    public var receivedAt: ContinuousClock.Instant
+
+    /// From the first send to the answer read.
+    public var roundTrip: Duration { receivedAt - sentAt }
 
     /// The typed result.
     /// - Throws: ``CommandRejected`` when serve refused the command; `DecodingError` when the

@@ -1,6 +1,7 @@
 // ArrayFSMTools — developer tools the CLI runs: benchmarks, throwaway PostgreSQL, brokers, child
 // processes, a serve on a local broker. Never linked into the service itself.
 import ArrayFSM
+import ArrayFSMClient
 import ArrayFSMLoad
 import Foundation
 import Logging
@@ -51,47 +52,31 @@ public struct LoadBenchmark: Sendable {
 
         var records: [TopicDumpRecord] = []
         let expectations = WorkloadGenerator(spec: spec, topic: harness.topics.commands).generate { records.append($0) }
-        let typeOf = records.map { record -> String in
-            ((try? JSONSerialization.jsonObject(with: Data(record.payload ?? []))) as? [String: Any])?["type"] as? String ?? "?"
-        }
-        let indexByID = Dictionary(uniqueKeysWithValues: records.enumerated().map { index, record in
-            (((try? JSONSerialization.jsonObject(with: Data(record.payload ?? []))) as? [String: Any])?["command_id"] as? String ?? "", index)
-        })
-        let total = records.count
-        let reader = try harness.resultReader()
-        try await reader.waitForAssignment()
-        // Warm-up: serve has its partitions before timing starts.
-        try await harness.produce([(Array("0".utf8), CommandMessage.json("get_array_max_concurrently_running", id: "warm-up-\(UUID())", payload: ["array_id": Int64.max]))])
-        while try await reader.poll().isEmpty {}
-
-        progress("replaying \(records.count) commands through serve")
-        let clock = ContinuousClock.now
-        let sentAt = Mutex<[Double]>(Array(repeating: 0, count: records.count))
-        let readTask = Task { () throws -> [Double] in
-            var latencies = Array(repeating: -1.0, count: total)
-            var seen = 0
-            let deadline = ContinuousClock.now + .seconds(1800)
-            while seen < total && ContinuousClock.now < deadline {
-                for record in try await reader.poll() {
-                    guard let id = record.stringField("command_id"), let index = indexByID[id], latencies[index] < 0 else { continue }
-                    latencies[index] = ((ContinuousClock.now - clock).seconds - sentAt.withLock { $0[index] }) * 1000
-                    seen += 1
-                }
+        let commands = try records.map { record in
+            guard let payload = record.payload, let command = ArrayCommand(envelope: payload, key: record.key) else {
+                throw ChildProcess.Failure(description: "the generator wrote a record that is not a command envelope")
             }
-            return latencies
+            return command
         }
-        for start in stride(from: 0, to: records.count, by: 2000) {
-            let slice = records[start..<min(start + 2000, records.count)]
-            let now = (ContinuousClock.now - clock).seconds
-            sentAt.withLock { for index in slice.indices { $0[index] = now } }
-            try await harness.produce(slice.map { ($0.key, $0.payload) }, waitForDelivery: false)
+        let (latencies, seconds) = try await ArrayFSMClient.withClient(configuration: harness.clientConfiguration(), logger: logger) { client in
+            // Warm-up: serve has its partitions before timing starts.
+            _ = try await client.send(.getArrayMaxConcurrentlyRunning(arrayID: Int64.max))
+            progress("replaying \(commands.count) commands through serve")
+            let start = ContinuousClock.now
+            var pending: [PendingAnswer] = []
+            for chunk in stride(from: 0, to: commands.count, by: 2000) {
+                pending += try await client.submit(Array(commands[chunk..<min(chunk + 2000, commands.count)]))
+            }
+            var latencies: [Double] = []
+            var last = start
+            for call in pending {
+                let answer = try await call.answer()
+                latencies.append(answer.roundTrip.seconds * 1000)
+                last = max(last, answer.receivedAt)
+            }
+            return (latencies, (last - start).seconds)
         }
-        let latencies = try await readTask.value
-        let seconds = (ContinuousClock.now - clock).seconds
-        await reader.close()
-        guard !latencies.contains(where: { $0 < 0 }) else {
-            throw ChildProcess.Failure(description: "\(latencies.filter { $0 < 0 }.count) commands were not answered")
-        }
+        let typeOf = commands.map(\.type)
 
         progress("the same database work as direct SQL")
         let directSeconds = try await direct(directSpec, db, logger: logger)

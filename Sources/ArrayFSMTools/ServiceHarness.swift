@@ -1,6 +1,7 @@
 // ArrayFSMTools — developer tools the CLI runs: benchmarks, throwaway PostgreSQL, brokers, child
 // processes, a serve on a local broker. Never linked into the service itself.
 import ArrayFSM
+import ArrayFSMClient
 import ArrayFSMService
 import Foundation
 import Kafka
@@ -140,9 +141,16 @@ public final class ServiceHarness: Sendable {
         }
     }
 
-    /// A reader of the results topic from its current end, for measuring while commands flow.
-    public func resultReader() throws -> ResultReader {
-        try ResultReader(bootstrapServers: bootstrapServers, topic: topics.results, logger: logger)
+    /// A client of the harness's serve (its broker and commands topic) for tools that send
+    /// commands as schedulers do: a benchmark's flood may wait long for its answers, so an
+    /// attempt is sent again only after a minute.
+    public func clientConfiguration(clientID: String = "tool-\(UUID().uuidString.prefix(8).lowercased())") -> ArrayFSMClient.Configuration {
+        var configuration = ArrayFSMClient.Configuration(bootstrapServers: bootstrapServers)
+        configuration.commandsTopic = topics.commands
+        configuration.clientID = clientID
+        configuration.attemptTimeout = .seconds(60)
+        configuration.deadline = .seconds(1800)
+        return configuration
     }
 
     /// Reads `topic` from the beginning until `done` holds or `timeout` passes; returns the values as JSON objects

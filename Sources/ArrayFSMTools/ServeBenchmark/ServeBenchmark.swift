@@ -1,6 +1,7 @@
 // ArrayFSMTools, bench-serve: what it measures and the order it runs in. It drives a serve through ServiceHarness and
 // reads the database directly; it never changes serve.
 import ArrayFSM
+import ArrayFSMClient
 import ArrayFSMService
 import Foundation
 import Kafka
@@ -44,15 +45,16 @@ public struct ServeBenchmark: Sendable {
 
     /// Runs everything against `harness` (its servers already started).
     public func run(_ harness: ServiceHarness, logger: Logger, progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
+        try await ArrayFSMClient.withClient(configuration: harness.clientConfiguration(), logger: logger) { client in
+            try await run(harness, client, logger: logger, progress: progress)
+        }
+    }
+
+    private func run(_ harness: ServiceHarness, _ client: ArrayFSMClient, logger: Logger, progress: @Sendable (String) -> Void) async throws -> Report {
         let db = harness.database
-        let reader = try harness.resultReader()
-        try await reader.waitForAssignment()
-        defer { Task { await reader.close() } }
         // Warm-up, not reported: the server joins its group and has its partitions before timing starts.
         progress("waiting for serve to take its partitions")
-        _ = try await phase(harness, reader, "warm-up", rows: 0, commands: (0..<16).map {
-            (Int64($0 + 1), "get_array_max_concurrently_running", ["array_id": Int64.max - Int64($0)] as [String: Any])
-        })
+        _ = try await phase(client, "warm-up", rows: 0, commands: (0..<16).map { .getArrayMaxConcurrentlyRunning(arrayID: Int64.max - Int64($0)) })
         var rounds: [Round] = []
         for round in 1...self.rounds {
             let label = self.rounds > 1 ? "round \(round)/\(self.rounds): " : ""
@@ -68,7 +70,7 @@ public struct ServeBenchmark: Sendable {
                 for viaKafkaNow in round % 2 == 1 ? [true, false] : [false, true] {
                     if viaKafkaNow {
                         progress("\(label)(a) \(step) via Kafka")
-                        outcome.viaKafka.append(try await lifecycleStep(step, harness, reader, viaKafka, logger: logger))
+                        outcome.viaKafka.append(try await lifecycleStep(step, harness, client, viaKafka, logger: logger))
                     } else {
                         progress("\(label)(c) \(step) as direct SQL")
                         outcome.direct += try await directStep(step, db, viaSQL, logger: logger)
@@ -80,27 +82,26 @@ public struct ServeBenchmark: Sendable {
 
         progress("(b) \(smallCommands) launches of 10-TI batches")
         let smallArrays = try await seedInstantiated(db, arrays: max(1, smallCommands / 100), batchesPerArray: 100, batchSize: 10, logger: logger)
-        var launches: [(Int64, String, [String: Any])] = []
+        var launches: [ArrayCommand] = []
         for batch in 1...100 {
             for array in smallArrays where launches.count < smallCommands {
-                launches.append((array, "transition_array_to_launched", ["array_id": array, "batch_number": batch, "next_report_increment": 279]))
+                launches.append(.transitionArrayToLaunched(arrayID: array, batchNumber: Int32(batch), nextReportIncrement: 279))
             }
         }
-        var small = [try await phase(harness, reader, "launch, 10 TIs each", rows: launches.count * 10, commands: launches)]
+        var small = [try await phase(client, "launch, 10 TIs each", rows: launches.count * 10, commands: launches)]
         progress("(b) \(smallCommands) get_array_max_concurrently_running")
-        small.append(try await phase(harness, reader, "get_array_max_concurrently_running", rows: 0, commands: (0..<smallCommands).map {
-            let array = smallArrays[$0 % smallArrays.count]
-            return (array, "get_array_max_concurrently_running", ["array_id": array])
+        small.append(try await phase(client, "get_array_max_concurrently_running", rows: 0, commands: (0..<smallCommands).map {
+            .getArrayMaxConcurrentlyRunning(arrayID: smallArrays[$0 % smallArrays.count])
         }))
         progress("(b) launches paced at \(pacedRate)/s for \(pacedSeconds) s")
         let pacedArrays = try await seedInstantiated(db, arrays: max(1, pacedRate * pacedSeconds / 100), batchesPerArray: 100, batchSize: 10, logger: logger)
-        var paced: [(Int64, String, [String: Any])] = []
+        var paced: [ArrayCommand] = []
         for batch in 1...100 {
             for array in pacedArrays where paced.count < pacedRate * pacedSeconds {
-                paced.append((array, "transition_array_to_launched", ["array_id": array, "batch_number": batch, "next_report_increment": 279]))
+                paced.append(.transitionArrayToLaunched(arrayID: array, batchNumber: Int32(batch), nextReportIncrement: 279))
             }
         }
-        small.append(try await phase(harness, reader, "launch at \(pacedRate)/s", rows: paced.count * 10, commands: paced, rate: pacedRate))
+        small.append(try await phase(client, "launch at \(pacedRate)/s", rows: paced.count * 10, commands: paced, rate: pacedRate))
         return Report(rounds: rounds, small: small)
     }
 
@@ -109,29 +110,23 @@ public struct ServeBenchmark: Sendable {
 
     /// (a): one lifecycle step of every array via Kafka.
     func lifecycleStep(
-        _ step: String, _ harness: ServiceHarness, _ reader: ResultReader, _ arrays: [ArrayFixture], logger: Logger
+        _ step: String, _ harness: ServiceHarness, _ client: ArrayFSMClient, _ arrays: [ArrayFixture], logger: Logger
     ) async throws -> Phase {
-        let rows = arrays.count * tasksPerArray
-        var commands: [(Int64, String, [String: Any])] = []
+        var commands: [ArrayCommand] = []
         for array in arrays {
-            let payload: [String: Any]
             switch step {
             case "record_array_batch_num":
-                payload = ["array_id": array.arrayID, "task_ids": array.taskIDs, "task_resources_id": 1, "workflow_run_id": 1]
+                commands.append(.recordArrayBatchNum(arrayID: array.arrayID, taskIDs: array.taskIDs, taskResourcesID: 1, workflowRunID: 1))
             case "instantiate_array_batch":
-                payload = ["array_id": array.arrayID, "batch_number": 1]
+                commands.append(.instantiateArrayBatch(arrayID: array.arrayID, batchNumber: 1))
             case "transition_array_to_launched":
-                payload = ["array_id": array.arrayID, "batch_number": 1, "next_report_increment": 279]
+                commands.append(.transitionArrayToLaunched(arrayID: array.arrayID, batchNumber: 1, nextReportIncrement: 279))
             default:
-                var map: [String: String] = [:]
-                for (id, distributorID) in try await Self.distributorIDs(harness.database, arrayID: array.arrayID, logger: logger) {
-                    map[String(id)] = distributorID
-                }
-                payload = ["array_id": array.arrayID, "distributor_ids": map]
+                let ids = try await Self.distributorIDs(harness.database, arrayID: array.arrayID, logger: logger)
+                commands.append(.logArrayDistributorID(arrayID: array.arrayID, distributorIDs: Dictionary(uniqueKeysWithValues: ids.map { ($0.id, $0.distributorID) })))
             }
-            commands.append((array.arrayID, step, payload))
         }
-        return try await phase(harness, reader, step, rows: rows, commands: commands)
+        return try await phase(client, step, rows: arrays.count * tasksPerArray, commands: commands)
     }
 
     /// A made-up distributor id for each of the array's task instances, in batch and step order.

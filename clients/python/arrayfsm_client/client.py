@@ -70,9 +70,9 @@ class ArrayFSMClient:
         self.attempt_timeout = attempt_timeout
         self.deadline = deadline
         common = {"bootstrap.servers": bootstrap_servers, **(kafka_config or {})}
-        self._create_reply_topic(common)
         # Request/reply latency: no lingering for batches, fetches answered as soon as data is there.
         self._producer = Producer({"enable.idempotence": True, "linger.ms": 0, **common})
+        self._create_reply_topic(common)
         self._consumer = Consumer({
             "group.id": f"arrayfsm-client-{self.reply_topic}", "enable.auto.commit": False,
             "fetch.wait.max.ms": 10, "enable.partition.eof": False, **common})
@@ -263,8 +263,7 @@ class ArrayFSMClient:
         except Exception as error:  # no answer: brokers without CreateTopics (librdkafka's mock cluster)
             refusal = error
         # Where the broker creates topics on first use, a producer's metadata request does it.
-        probe = Producer(dict(common))
-        if self.reply_topic not in probe.list_topics(self.reply_topic, timeout=10).topics:
+        if self.reply_topic not in self._producer.list_topics(self.reply_topic, timeout=10).topics:
             raise RuntimeError(f"could not create the reply topic {self.reply_topic}: {refusal}")
 
     def _assign_from_end(self) -> None:
@@ -286,18 +285,42 @@ class AsyncArrayFSMClient:
         self._client = ArrayFSMClient(bootstrap_servers, **options)
         self.reply_topic = self._client.reply_topic
 
+    # Commands, one coroutine each, with ArrayFSMClient's signatures.
+    async def add_array(self, *, workflow_id, task_template_version_id, name, max_concurrently_running=None, **kw):
+        return await self.call("add_array", workflow_id=workflow_id, task_template_version_id=task_template_version_id,
+                               name=name, max_concurrently_running=max_concurrently_running, **kw)
+
+    async def record_array_batch_num(self, *, array_id, task_ids, task_resources_id, workflow_run_id, **kw):
+        return await self.call("record_array_batch_num", array_id=array_id, task_ids=task_ids,
+                               task_resources_id=task_resources_id, workflow_run_id=workflow_run_id, **kw)
+
+    async def instantiate_array_batch(self, *, array_id, batch_number, **kw):
+        return await self.call("instantiate_array_batch", array_id=array_id, batch_number=batch_number, **kw)
+
+    async def instantiate_task_instances(self, *, task_instance_ids, **kw):
+        return await self.call("instantiate_task_instances", task_instance_ids=task_instance_ids, **kw)
+
+    async def transition_array_to_launched(self, *, array_id, batch_number, next_report_increment, **kw):
+        return await self.call("transition_array_to_launched", array_id=array_id, batch_number=batch_number,
+                               next_report_increment=next_report_increment, **kw)
+
+    async def log_array_submit_failed(self, *, array_id, batch_number, **kw):
+        return await self.call("log_array_submit_failed", array_id=array_id, batch_number=batch_number, **kw)
+
+    async def log_array_distributor_id(self, *, array_id, distributor_ids=None, **kw):
+        return await self.call("log_array_distributor_id", array_id=array_id, distributor_ids=distributor_ids, **kw)
+
+    async def transition_to_killed(self, *, array_id, batch_number, **kw):
+        return await self.call("transition_to_killed", array_id=array_id, batch_number=batch_number, **kw)
+
+    async def get_array_max_concurrently_running(self, *, array_id=None, workflow_id=None, task_template_version_id=None,
+                                                 **kw):
+        return await self.call("get_array_max_concurrently_running", array_id=array_id, workflow_id=workflow_id,
+                               task_template_version_id=task_template_version_id, **kw)
+
     async def call(self, command_type: str, **fields: Any):
+        """Sends a command and awaits its result (see ``ArrayFSMClient.send``)."""
         return await asyncio.wrap_future(self._client.send(command_type, **fields))
-
-    def __getattr__(self, name: str):
-        if name not in COMMANDS:
-            raise AttributeError(name)
-
-        async def command(**fields: Any):
-            return await self.call(name, **fields)
-
-        command.__name__ = name
-        return command
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._client.close)

@@ -108,19 +108,27 @@ class TransitionReader:
     def events(self, idle_timeout: Optional[float] = None) -> Iterator[TransitionEvent]:
         """Yields events as they complete; with ``idle_timeout``, returns after that many seconds
         without a message."""
+        for completed in self.polls(idle_timeout):
+            yield from completed
+
+    def polls(self, idle_timeout: Optional[float] = None) -> Iterator[List[TransitionEvent]]:
+        """Yields, after every poll of at most 0.1 s, the events it completed (often none), so a
+        caller wakes up whether or not events come; ``idle_timeout`` as for ``events``."""
         last = time.monotonic()
         while True:
             message = self._consumer.poll(0.1)
             if message is None or message.error() is not None:
                 if idle_timeout is not None and time.monotonic() - last > idle_timeout:
                     return
+                yield []
                 continue
             last = time.monotonic()
             try:
                 event = json.loads(message.value())
             except (TypeError, ValueError):
+                yield []
                 continue
-            yield from self._assembler.add(event)
+            yield self._assembler.add(event)
 
     def close(self) -> None:
         self._consumer.close()

@@ -106,95 +106,97 @@ class ArrayClusterWithoutJobs(ClusterDistributor):
 def test_jobmons_array_path_runs_on_arrayfsm(stack):
     fallback = JobmonRoutesFromDatabase(stack)
     client = ArrayFSMClient(stack.bootstrap_servers)
-    requester = KafkaRequester(client, fallback=fallback)
-    workflow_id = uuid.uuid4().int % 1_000_000_000 + 1
-    workflow_run_id = uuid.uuid4().int % 1_000_000_000 + 1
+    try:
+        requester = KafkaRequester(client, fallback=fallback)
+        workflow_id = uuid.uuid4().int % 1_000_000_000 + 1
+        workflow_run_id = uuid.uuid4().int % 1_000_000_000 + 1
 
-    # Array.bind, twice: the arrays of two task templates of one workflow.
-    arrays = []
-    for template_version, size in ((31, 1200), (32, 30)):
-        array = Array(task_template_version=SimpleNamespace(id=template_version, task_template=SimpleNamespace(template_name="t")),
-                      task_args={}, op_args={}, cluster_name="arrayfsm-test", max_concurrently_running=500,
-                      name=f"array-{template_version}", requester=requester)
-        array.workflow = SimpleNamespace(workflow_id=workflow_id)
-        array.bind()
-        task_ids = [int(r[0]) for r in stack.sql(
-            f"INSERT INTO task (workflow_id, array_id, status) SELECT {workflow_id}, {array.array_id}, 'G' "
-            f"FROM generate_series(1, {size}) RETURNING id")]
-        arrays.append((array, sorted(task_ids)))
-    assert arrays[0][0].array_id != arrays[1][0].array_id
+        # Array.bind, twice: the arrays of two task templates of one workflow.
+        arrays = []
+        for template_version, size in ((31, 1200), (32, 30)):
+            array = Array(task_template_version=SimpleNamespace(id=template_version, task_template=SimpleNamespace(template_name="t")),
+                          task_args={}, op_args={}, cluster_name="arrayfsm-test", max_concurrently_running=500,
+                          name=f"array-{template_version}", requester=requester)
+            array.workflow = SimpleNamespace(workflow_id=workflow_id)
+            array.bind()
+            task_ids = [int(r[0]) for r in stack.sql(
+                f"INSERT INTO task (workflow_id, array_id, status) SELECT {workflow_id}, {array.array_id}, 'G' "
+                f"FROM generate_series(1, {size}) RETURNING id")]
+            arrays.append((array, sorted(task_ids)))
+        assert arrays[0][0].array_id != arrays[1][0].array_id
 
-    # The swarm queues each array's tasks.
-    swarm = WorkflowRun(workflow_run_id=workflow_run_id, requester=requester)
-    for array, task_ids in arrays:
-        resources = TaskResources({"cores": 1}, SimpleNamespace(queue_id=1, queue_name="all.q"), requester=requester)
-        tasks = [SwarmTask(task_id, array.array_id, "G", 3, resources, SimpleNamespace(id=1)) for task_id in task_ids]
-        swarm.tasks.update({task.task_id: task for task in tasks})
-        swarm.queue_task_batch(tasks)
-    assert {task.status for task in swarm.tasks.values()} == {"Q"}
+        # The swarm queues each array's tasks.
+        swarm = WorkflowRun(workflow_run_id=workflow_run_id, requester=requester)
+        for array, task_ids in arrays:
+            resources = TaskResources({"cores": 1}, SimpleNamespace(queue_id=1, queue_name="all.q"), requester=requester)
+            tasks = [SwarmTask(task_id, array.array_id, "G", 3, resources, SimpleNamespace(id=1)) for task_id in task_ids]
+            swarm.tasks.update({task.task_id: task for task in tasks})
+            swarm.queue_task_batch(tasks)
+        assert {task.status for task in swarm.tasks.values()} == {"Q"}
 
-    # The distributor: Q → I → launched → distributor ids.
-    cluster = ArrayClusterWithoutJobs()
-    distributor = DistributorService(cluster, requester=requester, workflow_run_heartbeat_interval=30,
-                                     task_instance_heartbeat_interval=90, heartbeat_report_by_buffer=3.1,
-                                     raise_on_error=True)
-    distributor.set_workflow_run(workflow_run_id)
-    started = datetime.now(timezone.utc)
-    for status in (TaskInstanceStatus.QUEUED, TaskInstanceStatus.INSTANTIATED):
-        distributor.refresh_status_from_db(status)
-        distributor.process_status(status)
-    assert sorted(s[3] for s in cluster.submissions) == [30, 200, 1000]
+        # The distributor: Q → I → launched → distributor ids.
+        cluster = ArrayClusterWithoutJobs()
+        distributor = DistributorService(cluster, requester=requester, workflow_run_heartbeat_interval=30,
+                                         task_instance_heartbeat_interval=90, heartbeat_report_by_buffer=3.1,
+                                         raise_on_error=True)
+        distributor.set_workflow_run(workflow_run_id)
+        started = datetime.now(timezone.utc)
+        for status in (TaskInstanceStatus.QUEUED, TaskInstanceStatus.INSTANTIATED):
+            distributor.refresh_status_from_db(status)
+            distributor.process_status(status)
+        assert sorted(s[3] for s in cluster.submissions) == [30, 200, 1000]
 
-    big, small = arrays[0][0].array_id, arrays[1][0].array_id
-    rows = stack.sql(
-        "SELECT ti.array_id, ti.array_batch_num, ti.array_step_id, ti.status, t.status, ti.distributor_id, "
-        "extract(epoch FROM ti.report_by_date), ti.task_resources_id, ti.workflow_run_id "
-        f"FROM task_instance ti JOIN task t ON t.id = ti.task_id WHERE ti.array_id IN ({big}, {small}) ORDER BY ti.id")
-    assert len(rows) == 1230
-    assert {(int(r[0]), int(r[1])) for r in rows} == {(big, 1), (big, 2), (small, 1)}
-    assert {(r[3], r[4]) for r in rows} == {("O", "O")}
-    # Each instance holds the distributor id its batch's submission gave its step.
-    by_submission = {(s[1], s[3]): n + 1 for n, s in enumerate(cluster.submissions)}
-    for array_id, batch, step, _, _, distributor_id, report_by, resources_id, run_id in rows:
-        name = f"array-{31 if int(array_id) == big else 32}-{batch}"
-        size = sum(1 for r in rows if r[0] == array_id and r[1] == batch)
-        assert distributor_id == f"{by_submission[(name, size)]}_{step}"
-        assert abs(float(report_by) - (started.timestamp() + 279)) < 60
-        assert int(run_id) == workflow_run_id and int(resources_id) in fallback.resources
-    assert {int(r[2]) for r in rows if int(r[0]) == big and r[1] == "2"} == set(range(200))
+        big, small = arrays[0][0].array_id, arrays[1][0].array_id
+        rows = stack.sql(
+            "SELECT ti.array_id, ti.array_batch_num, ti.array_step_id, ti.status, t.status, ti.distributor_id, "
+            "extract(epoch FROM ti.report_by_date), ti.task_resources_id, ti.workflow_run_id "
+            f"FROM task_instance ti JOIN task t ON t.id = ti.task_id WHERE ti.array_id IN ({big}, {small}) ORDER BY ti.id")
+        assert len(rows) == 1230
+        assert {(int(r[0]), int(r[1])) for r in rows} == {(big, 1), (big, 2), (small, 1)}
+        assert {(r[3], r[4]) for r in rows} == {("O", "O")}
+        # Each instance holds the distributor id its batch's submission gave its step.
+        by_submission = {(s[1], s[3]): n + 1 for n, s in enumerate(cluster.submissions)}
+        for array_id, batch, step, _, _, distributor_id, report_by, resources_id, run_id in rows:
+            name = f"array-{31 if int(array_id) == big else 32}-{batch}"
+            size = sum(1 for r in rows if r[0] == array_id and r[1] == batch)
+            assert distributor_id == f"{by_submission[(name, size)]}_{step}"
+            assert abs(float(report_by) - (started.timestamp() + 279)) < 60
+            assert int(run_id) == workflow_run_id and int(resources_id) in fallback.resources
+        assert {int(r[2]) for r in rows if int(r[0]) == big and r[1] == "2"} == set(range(200))
 
-    # A resume tells ten instances of the big array's first batch to kill themselves.
-    killed = [int(r[0]) for r in stack.sql(
-        f"UPDATE task_instance SET status = 'K' WHERE id IN (SELECT id FROM task_instance WHERE array_id = {big} "
-        "AND array_batch_num = 1 ORDER BY id LIMIT 10) RETURNING id")]
-    # As the distributor's loop does: every status refreshed, work only for those that have some.
-    distributor.refresh_status_from_db(TaskInstanceStatus.LAUNCHED)
-    distributor.refresh_status_from_db(TaskInstanceStatus.KILL_SELF)
-    distributor.process_status(TaskInstanceStatus.KILL_SELF)
-    # Jobmon's kill_self_batch terminates the jobs of the whole batch; only its K instances (and
-    # their tasks) become F.
-    assert sorted(cluster.terminated) == sorted(r[5] for r in rows if int(r[0]) == big and r[1] == "1")
-    counts = dict((r[0] + r[1], int(r[2])) for r in stack.sql(
-        f"SELECT ti.status, t.status, count(*) FROM task_instance ti JOIN task t ON t.id = ti.task_id "
-        f"WHERE ti.array_id = {big} GROUP BY 1, 2"))
-    assert counts == {"OO": 1190, "FF": 10}
-    assert sorted(int(r[0]) for r in stack.sql(f"SELECT id FROM task_instance WHERE status = 'F' AND array_id = {big}")) == sorted(killed)
+        # A resume tells ten instances of the big array's first batch to kill themselves.
+        killed = [int(r[0]) for r in stack.sql(
+            f"UPDATE task_instance SET status = 'K' WHERE id IN (SELECT id FROM task_instance WHERE array_id = {big} "
+            "AND array_batch_num = 1 ORDER BY id LIMIT 10) RETURNING id")]
+        # As the distributor's loop does: every status refreshed, work only for those that have some.
+        distributor.refresh_status_from_db(TaskInstanceStatus.LAUNCHED)
+        distributor.refresh_status_from_db(TaskInstanceStatus.KILL_SELF)
+        distributor.process_status(TaskInstanceStatus.KILL_SELF)
+        # Jobmon's kill_self_batch terminates the jobs of the whole batch; only its K instances (and
+        # their tasks) become F.
+        assert sorted(cluster.terminated) == sorted(r[5] for r in rows if int(r[0]) == big and r[1] == "1")
+        counts = dict((r[0] + r[1], int(r[2])) for r in stack.sql(
+            f"SELECT ti.status, t.status, count(*) FROM task_instance ti JOIN task t ON t.id = ti.task_id "
+            f"WHERE ti.array_id = {big} GROUP BY 1, 2"))
+        assert counts == {"OO": 1190, "FF": 10}
+        assert sorted(int(r[0]) for r in stack.sql(f"SELECT id FROM task_instance WHERE status = 'F' AND array_id = {big}")) == sorted(killed)
 
-    # Jobmon's array routes went to arrayfsm; the fallback saw only the routes that are not its.
-    assert {route.split("/")[1] if route.count("/") > 1 else route for _, route in fallback.calls} <= {
-        "task", "task_resources", "workflow_run"}
-    assert all("/array" not in route and "instantiate" not in route for _, route in fallback.calls)
+        # Jobmon's array routes went to arrayfsm; the fallback saw only the routes that are not its.
+        assert {route.split("/")[1] if route.count("/") > 1 else route for _, route in fallback.calls} <= {
+            "task", "task_resources", "workflow_run"}
+        assert all("/array" not in route and "instantiate" not in route for _, route in fallback.calls)
 
-    # Every result and transition event serve published is schema-valid.
-    results = read_topic(stack.bootstrap_servers, "arrayfsm.results", lambda ms: False, timeout=5)
-    transitions = read_topic(stack.bootstrap_servers, "arrayfsm.transitions", lambda ms: False, timeout=5)
-    assert any(m["value"]["type"] == "instantiate_task_instances" for m in results)
-    result_schema, transition_schema = schema_validator("result"), schema_validator("transition")
-    for message in results:
-        result_schema.validate(message["value"])
-    for message in transitions:
-        transition_schema.validate(message["value"])
-    client.close()
+        # Every result and transition event serve published is schema-valid.
+        results = read_topic(stack.bootstrap_servers, "arrayfsm.results", lambda ms: False, timeout=5)
+        transitions = read_topic(stack.bootstrap_servers, "arrayfsm.transitions", lambda ms: False, timeout=5)
+        assert any(m["value"]["type"] == "instantiate_task_instances" for m in results)
+        result_schema, transition_schema = schema_validator("result"), schema_validator("transition")
+        for message in results:
+            result_schema.validate(message["value"])
+        for message in transitions:
+            transition_schema.validate(message["value"])
+    finally:
+        client.close()
 
 
 def test_refusals_are_jobmons_4xx_and_unowned_routes_need_a_fallback(stack):

@@ -1,8 +1,11 @@
 """The transition reader's dedupe, reassembly and order, and the watch view, on known events;
 then the reader on what a real serve published."""
 
+import io
+from datetime import datetime
+
 from arrayfsm_client import ArrayFSMClient, TransitionAssembler, TransitionReader, assemble
-from arrayfsm_client.watch import WatchView
+from arrayfsm_client.watch import WatchView, watch
 
 from stack import make_array
 
@@ -14,6 +17,20 @@ def event(event_id, array_id, entity, from_status, to_status, ids, at="2026-12-0
     if part:
         e.update(part=part, parts=parts)
     return e
+
+
+def epoch(at):
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
+class Clock:
+    """Test code: a clock that moves only when told."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
 
 
 def test_copies_are_dropped_and_parts_come_back_whole_in_order_per_array():
@@ -40,7 +57,7 @@ def test_the_watch_view_renders_counts_and_rates():
         event("e", 9, "task_instance", None, "Q", [20], at="2026-12-07T10:00:09.500Z"),
         event("c", 7, "task_instance", "Q", "I", [1, 2], at="2026-12-07T10:00:01.000Z"),  # a copy
     ]
-    view = WatchView(window=10)
+    view = WatchView(window=10, clock=Clock(epoch("2026-12-07T10:00:09.500Z")))
     for whole in assemble(events):
         view.add(whole)
     assert view.render() == "\n".join([
@@ -50,6 +67,51 @@ def test_the_watch_view_renders_counts_and_rates():
         "array 9: Q 1",
         "  per s: new→Q 0.1",
     ])
+
+
+def test_the_watch_views_rates_slide_with_the_clock_and_fall_to_0_without_events():
+    clock = Clock(epoch("2026-12-07T10:00:00.000Z"))
+    view = WatchView(window=10, clock=clock)
+    for whole in assemble([
+        event("a", 7, "task_instance", None, "Q", list(range(1, 21)), at="2026-12-07T10:00:00.000Z"),
+        event("b", 7, "task_instance", "Q", "I", list(range(1, 11)), at="2026-12-07T10:00:04.000Z"),
+    ]):
+        view.add(whole)
+    clock.now += 5
+    assert view.rates(7) == {"new→Q": 2.0, "Q→I": 1.0}
+    clock.now += 5.5  # new → Q has left the window
+    assert view.rates(7) == {"Q→I": 1.0}
+    clock.now += 10  # nothing for a whole window
+    assert view.rates(7) == {}
+    assert view.render() == "\n".join([
+        "arrayfsm-watch: 1 arrays, 2 transition events; rates over the last 10 s",
+        "array 7: Q 10  I 10",
+    ])
+
+
+def test_watch_redraws_on_its_interval_without_events():
+    view_clock = Clock(epoch("2026-12-07T10:00:00.000Z"))
+    view = WatchView(window=10, clock=view_clock)
+    [moved] = assemble([event("a", 7, "task_instance", None, "Q", [1, 2, 3], at="2026-12-07T10:00:00.000Z")])
+    draw_clock = Clock(0.0)
+    frames = []
+
+    class Screen(io.StringIO):
+        def write(self, text):
+            frames.append(text)
+
+    def polls():
+        yield [moved]
+        for _ in range(12):  # three seconds of empty polls, the view's clock moving with them
+            draw_clock.now += 0.25
+            view_clock.now += 0.25
+            yield []
+        view_clock.now += 10
+
+    watch(polls(), view, interval=1.0, out=Screen(), clock=draw_clock)
+    assert len(frames) == 5  # at once, after 1, 2 and 3 s with no event, at the end
+    assert "new→Q 0.3" in frames[0] and "new→Q 0.3" in frames[3]
+    assert "per s" not in frames[4]
 
 
 def test_the_reader_yields_each_event_of_a_real_serve_once(stack):
