@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(name: "ArrayFSMServiceTests", dependencies: ["ArrayFSMService", "ArrayFSMTesting", "ArrayFSMTools", "Kafka"]),
         .testTarget(name: "ArrayFSMLoadTests", dependencies: ["ArrayFSMLoad", "ArrayFSMTesting", "ArrayFSMTools", "Kafka"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "ArrayFSMClientTests", dependencies: ["ArrayFSMClient", "ArrayFSMTesting", "ArrayFSMTools"]),
+        .testTarget(name: "ArrayFSMClientTests", dependencies: ["ArrayFSMClient", "ArrayFSMTesting", "ArrayFSMTools", "Kafka"]),
         .testTarget(name: "ArrayFSMChaosTests", dependencies: ["ArrayFSMChaos", "ArrayFSMTesting", "ArrayFSMTools"]),
         // A consumer-group member that KafkaTests starts and kills with SIGKILL.
         .executableTarget(name: "kafka-test-consumer", dependencies: ["Kafka"]),

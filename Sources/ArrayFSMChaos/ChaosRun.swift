@@ -281,7 +281,8 @@ public struct ChaosRun: Sendable {
                         }
                         return command
                     }
-                    pending += try await client.submit(commands)
+                    // Acknowledged before the next run goes out: per-key order holds across a producer renewal.
+                    pending += try await client.submit(commands, acknowledged: true)
                 } else {
                     let report = try await raw.send(messages)
                     if let failure = report.failures.first { throw failure }

@@ -53,6 +53,7 @@ public final class ArrayFSMClient: Service, Sendable {
         var byID: [String: Call] = [:]
         var nextDue: ContinuousClock.Instant?
         var stopped = false
+        var nextSequence: UInt64 = 0
     }
 
     private struct Call {
@@ -64,6 +65,10 @@ public final class ArrayFSMClient: Service, Sendable {
         var nextSend: ContinuousClock.Instant
         var attempts = 1
         var parts: [Int: [UInt8]] = [:]
+        /// Submission order: what a new producer sends again goes out in it.
+        var sequence: UInt64 = 0
+        /// The broker acknowledged a copy of the command.
+        var acknowledged = false
 
         var due: ContinuousClock.Instant { min(nextSend, deadline) }
     }
@@ -117,30 +122,41 @@ public final class ArrayFSMClient: Service, Sendable {
         }
     }
 
-    /// Sends `commands` in order and returns, once the broker has acknowledged them, a handle per
-    /// command to await its answer.
+    /// Sends `commands` in order and returns a handle per command to await its answer.
     ///
-    /// The commands of one call are acknowledged before the next call's are sent, so per-key order
-    /// holds across calls, also when the producer failed for good and a new one sends what was
-    /// not acknowledged. A command the broker refuses for another reason (too large, …) is
+    /// Commands are queued in the order submitted, and the producer keeps that order per
+    /// partition, so one array's commands are applied in it. A command the broker does not take
+    /// is sent again shortly; when the producer failed for good, a new one sends every command
+    /// not yet acknowledged, in submission order. Only commands in flight at such a failure may
+    /// then land after commands submitted later: pass `acknowledged: true` to return only once
+    /// the broker has acknowledged every command of this call, so that the next call's go out
+    /// after them whatever happens. A command the broker refuses for good (too large, …) is then
     /// settled at once with that error.
     /// - Throws: ``ArrayFSMClientStopped`` once ``run()`` has ended. A command id already waiting
     ///   is a programming error (precondition).
-    public func submit(_ commands: [ArrayCommand], deadline: Duration? = nil) async throws -> [PendingAnswer] {
+    public func submit(_ commands: [ArrayCommand], deadline: Duration? = nil, acknowledged: Bool = false) async throws -> [PendingAnswer] {
         let now = ContinuousClock.now
         let deadline = now + (deadline ?? configuration.deadline)
         let nextSend = min(now + configuration.attemptTimeout, deadline)
-        let entries = commands.map { command in
+        var entries = commands.map { command in
             Call(type: command.type, message: message(for: command), slot: PendingAnswer(commandID: command.id),
                  started: now, deadline: deadline, nextSend: nextSend)
         }
         try calls.withLock { calls in
             if calls.stopped { throw ArrayFSMClientStopped(commandID: commands.first?.id ?? "") }
-            for (command, entry) in zip(commands, entries) {
-                precondition(calls.byID[command.id] == nil, "a call with command id \(command.id) is already waiting")
-                calls.byID[command.id] = entry
+            for index in entries.indices {
+                let id = commands[index].id
+                precondition(calls.byID[id] == nil, "a call with command id \(id) is already waiting")
+                entries[index].sequence = calls.nextSequence
+                calls.nextSequence += 1
+                calls.byID[id] = entries[index]
             }
             calls.nextDue = min(calls.nextDue ?? nextSend, nextSend)
+        }
+        let ids = commands.map(\.id)
+        guard acknowledged else {
+            try await produce(entries.map(\.message), ids: ids)
+            return entries.map(\.slot)
         }
         var unsent = Array(entries.indices)
         for renewal in 0... {
@@ -153,13 +169,15 @@ public final class ArrayFSMClient: Service, Sendable {
                 report = KafkaDeliveryReport(delivered: 0, failed: unsent.indices.map { .init(index: $0, error: error) })
             }
             let failed = report.failed.sorted { $0.index < $1.index }
+            let failedIndices = Set(failed.map(\.index))
+            markAcknowledged(unsent.indices.filter { !failedIndices.contains($0) }.map { ids[unsent[$0]] })
             if failed.isEmpty { break }
             if current.currentFatalError != nil, renewal < 5 {
                 unsent = failed.map { unsent[$0.index] }
                 continue
             }
             for failure in failed {
-                let id = commands[unsent[failure.index]].id
+                let id = ids[unsent[failure.index]]
                 calls.withLock { _ = $0.byID.removeValue(forKey: id) }
                 entries[unsent[failure.index]].slot.complete(.failure(failure.error))
             }
@@ -168,9 +186,9 @@ public final class ArrayFSMClient: Service, Sendable {
         return entries.map(\.slot)
     }
 
-    /// Sends one command now; see ``submit(_:deadline:)-([ArrayCommand],_)``.
-    public func submit(_ command: ArrayCommand, deadline: Duration? = nil) async throws -> PendingAnswer {
-        try await submit([command], deadline: deadline)[0]
+    /// Sends one command now; see ``submit(_:deadline:acknowledged:)-([ArrayCommand],_,_)``.
+    public func submit(_ command: ArrayCommand, deadline: Duration? = nil, acknowledged: Bool = false) async throws -> PendingAnswer {
+        try await submit([command], deadline: deadline, acknowledged: acknowledged)[0]
     }
 
     /// Sends one command and waits for serve's answer (which may be `rejected`).
@@ -246,6 +264,15 @@ public final class ArrayFSMClient: Service, Sendable {
 
     /// Fails the calls past their deadline and sends again those whose attempt timed out.
     private func attendToDueCalls(now: ContinuousClock.Instant) async throws {
+        let current = producer.withLock { $0 }
+        if current.currentFatalError != nil {
+            _ = try renewProducer(replacing: current)
+            let unacknowledged = calls.withLock { calls in
+                calls.byID.filter { !$0.value.acknowledged }.sorted { $0.value.sequence < $1.value.sequence }.map { ($0.key, $0.value.message) }
+            }
+            logger.debug("sending \(unacknowledged.count) unacknowledged command(s) on the new producer, in order")
+            try await produce(unacknowledged.map(\.1), ids: unacknowledged.map(\.0))
+        }
         let (expired, resend) = calls.withLock { calls -> ([(String, Call)], [(String, KafkaOutgoingMessage)]) in
             guard let due = calls.nextDue, due <= now else { return ([], []) }
             var expired: [(String, Call)] = []
@@ -275,20 +302,25 @@ public final class ArrayFSMClient: Service, Sendable {
         try await produce(resend.map(\.1), ids: resend.map(\.0))
     }
 
-    /// Queues messages; a message that is not delivered is sent again soon, on a new producer if
-    /// this one failed for good (an idempotent producer whose broker lost its state does).
+    /// Queues messages; one the broker does not take is sent again shortly (on a new producer,
+    /// by ``attendToDueCalls(now:)``, when this one failed for good).
     private func produce(_ messages: [KafkaOutgoingMessage], ids: [String]) async throws {
-        var current = producer.withLock { $0 }
-        if current.currentFatalError != nil {
-            current = try renewProducer(replacing: current)
-        }
+        let current = producer.withLock { $0 }
         do {
             try await current.enqueue(messages) { [weak self] report in
-                guard let self, !report.isComplete else { return }
-                self.retrySoon(report.failed.map { ids[$0.index] }, after: report.failures[0])
+                guard let self else { return }
+                let failed = Set(report.failed.map(\.index))
+                self.markAcknowledged(ids.indices.filter { !failed.contains($0) }.map { ids[$0] })
+                if let failure = report.failures.first { self.retrySoon(report.failed.map { ids[$0.index] }, after: failure) }
             }
         } catch {
             retrySoon(ids, after: error)
+        }
+    }
+
+    private func markAcknowledged(_ ids: [String]) {
+        calls.withLock { calls in
+            for id in ids { calls.byID[id]?.acknowledged = true }
         }
     }
 
@@ -319,7 +351,7 @@ public final class ArrayFSMClient: Service, Sendable {
         try KafkaProducer(
             configuration: KafkaConfiguration(
                 bootstrapServers: configuration.bootstrapServers, clientID: "arrayfsm-client",
-                properties: ["linger.ms": "1"].merging(configuration.kafkaProperties) { $1 }),
+                properties: ["linger.ms": "1", "socket.nagle.disable": "true"].merging(configuration.kafkaProperties) { $1 }),
             logger: logger)
     }
 

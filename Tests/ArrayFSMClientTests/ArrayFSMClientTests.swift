@@ -174,4 +174,24 @@ import Testing
             try await harness.shutdown()
         }
     }
+
+    @Test func aCommandTheBrokerRefusesIsSettledWithItsErrorAndTheRestGoOut() async throws {
+        try await TestPostgres.withDatabase { db in
+            let harness = try ServiceHarness(database: db)
+            try harness.startServer()
+            let array = try await ArrayFixture.make(db, tasks: 3)
+            try await ArrayFSMClient.withClient(configuration: configuration(harness)) { client in
+                // ~2.4 MB of ids: over the producer's 1 MB message.max.bytes.
+                let tooLarge = ArrayCommand.recordArrayBatchNum(arrayID: array.arrayID, taskIDs: Array(1_000_000_000...1_000_200_000),
+                                                                taskResourcesID: 1, workflowRunID: 1)
+                let pending = try await client.submit(
+                    [tooLarge, .recordArrayBatchNum(arrayID: array.arrayID, taskIDs: array.taskIDs, taskResourcesID: 1, workflowRunID: 1)],
+                    acknowledged: true)
+                #expect(throws: KafkaError.self) { try pending[0].outcome?.get() }
+                #expect(try await pending[1].answer().result(as: RecordArrayBatchNumResult.self).batches.count == 1)
+            }
+            #expect(try await db.taskInstanceCounts(arrayID: array.arrayID) == ["Q": 3])
+            try await harness.shutdown()
+        }
+    }
 }

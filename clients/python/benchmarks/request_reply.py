@@ -9,7 +9,9 @@
 The command is `get_array_max_concurrently_running` by array id (a read: it changes nothing, so
 the figure is the path broker → serve → broker, not a write's cost).
 
-usage: request_reply.py --bootstrap-servers HOST:PORT --array-id ID [--calls N] [--pipelined M]
+usage: request_reply.py --bootstrap-servers HOST:PORT [--array-id ID] [--calls N] [--pipelined M]
+(without --array-id it adds an array of its own first). scripts/bench-client starts PostgreSQL, a
+broker and a release serve and runs this against them.
 """
 
 import argparse
@@ -83,11 +85,14 @@ def kcat_round_trip(bootstrap_servers, messages):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap-servers", required=True)
-    parser.add_argument("--array-id", type=int, required=True)
+    parser.add_argument("--array-id", type=int)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--pipelined", type=int, default=10000)
     args = parser.parse_args()
     with ArrayFSMClient(args.bootstrap_servers) as client:
+        if args.array_id is None:
+            args.array_id = client.add_array(workflow_id=int(time.time() * 1000) % 2**31, task_template_version_id=1,
+                                             name="request-reply-bench").array_id
         one_at_a_time(client, args.array_id, 50)  # warm-up: connections, the serve's first fetches
         latencies = one_at_a_time(client, args.array_id, args.calls)
         rate = pipelined(client, args.array_id, args.pipelined)
