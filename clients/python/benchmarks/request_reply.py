@@ -3,7 +3,7 @@
 
   one at a time   N calls, each waiting for its answer: p50 / p99 ms
   pipelined       M calls sent at once from one client (futures): calls/s, first send to last answer
-  kcat            a kcat producer and a kcat consumer on one topic (both long-running, linger 0):
+  kcat            a producer (linger 0) and a kcat consumer on one topic, both long-running:
                   produce → consume p50 / p99 ms, the broker's own round trip on this machine
 
 The command is `get_array_max_concurrently_running` by array id (a read: it changes nothing, so
@@ -20,6 +20,8 @@ import subprocess
 import threading
 import time
 import uuid
+
+from confluent_kafka import Producer
 
 from arrayfsm_client import ArrayFSMClient
 
@@ -47,12 +49,17 @@ def pipelined(client, array_id, calls):
 
 
 def kcat_round_trip(bootstrap_servers, messages):
+    """The broker's own round trip: a producer (confluent-kafka, linger 0, each message flushed;
+    kcat -P sends only when its input ends) and a kcat consumer on one topic."""
     topic = f"arrayfsm.bench-kcat-{uuid.uuid4().hex}"
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 0})
+    # The first message creates the topic (brokers that create on first use): a consumer started
+    # before it exists gives up on it.
+    producer.produce(topic, b"create")
+    producer.flush(10)
     consumer = subprocess.Popen(["kcat", "-C", "-b", bootstrap_servers, "-t", topic, "-o", "end", "-u", "-q",
-                                 "-X", "fetch.wait.max.ms=10", "-X", "topic.metadata.refresh.interval.ms=100"],
+                                 "-X", "fetch.wait.max.ms=10"],
                                 stdout=subprocess.PIPE, text=True, bufsize=1)
-    producer = subprocess.Popen(["kcat", "-P", "-b", bootstrap_servers, "-t", topic, "-X", "linger.ms=0"],
-                                stdin=subprocess.PIPE, text=True, bufsize=1)
     received = {}
     done = threading.Event()
 
@@ -64,20 +71,20 @@ def kcat_round_trip(bootstrap_servers, messages):
                 return
 
     threading.Thread(target=read, daemon=True).start()
-    # Until the consumer has its partition: probes, not counted.
+    # Until the consumer has its partitions: probes, not counted.
     deadline = time.monotonic() + 30
     while not received and time.monotonic() < deadline:
-        producer.stdin.write("probe\n")
+        producer.produce(topic, b"probe")
+        producer.flush(1)
         time.sleep(0.2)
     sent = {}
     for n in range(messages):
         sent[f"m{n}"] = time.perf_counter()
-        producer.stdin.write(f"m{n}\n")
+        producer.produce(topic, f"m{n}".encode())
+        producer.flush(1)
         while f"m{n}" not in received and time.perf_counter() - sent[f"m{n}"] < 5:
             time.sleep(0.0002)
     done.wait(10)
-    producer.stdin.close()
-    producer.wait()
     consumer.terminate()
     return [(received[k] - sent[k]) * 1000 for k in sent if k in received]
 
