@@ -61,7 +61,9 @@ public final class ThrowawayPostgres: Sendable {
         }
         try Self.run(binaries + "/initdb", initdb, asPostgres: runAsPostgres)
         try? FileManager.default.removeItem(atPath: directory + "/password")
-        var options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=200"
+        // The parallel test suite runs dozens of serve processes, each with its own pool, on one
+        // server: at 200 connections a serve started late was refused (53300 too many clients).
+        var options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=500"
         if let tls {
             // The server reads its key only if no one else can (0600, owned by the server's user).
             for (source, name) in [(tls.certificateFile, "server.crt"), (tls.keyFile, "server.key")] {

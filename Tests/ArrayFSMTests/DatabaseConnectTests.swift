@@ -65,7 +65,8 @@ import Testing
         let error = try #require(await failure(try DatabaseURL("postgres://nobody:secret@127.0.0.1:\(port)/x")))
         #expect(error.reason == .connectionRefused)
         #expect(error.description == "cannot connect to PostgreSQL at 127.0.0.1:\(port): connection refused (is the server running and listening there?)")
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // Refused, not waited out: well under the 10 s connect timeout even on a loaded machine.
+        #expect(ContinuousClock.now - started < .seconds(8))
         let socket = try #require(await failure(try DatabaseURL("postgres://nobody@/x?host=/nonexistent-dir&port=\(port)")))
         #expect(socket.reason == .connectionRefused)
         #expect(socket.server == "/nonexistent-dir/.s.PGSQL.\(port)")
@@ -82,7 +83,8 @@ import Testing
         let started = ContinuousClock.now
         let error = try #require(await failure(try DatabaseURL("postgres://nobody:secret@127.0.0.1:\(listener.port)/x?sslmode=disable"), timeout: .seconds(1)))
         #expect(error.reason == .timedOut(.seconds(1)))
-        #expect(ContinuousClock.now - started < .seconds(4))
+        // The 1 s given, not the 10 s default: the bound leaves room for a loaded machine.
+        #expect(ContinuousClock.now - started < .seconds(9))
         #expect(error.description.hasSuffix("no session within 1 s (connect timeout)"))
     }
 

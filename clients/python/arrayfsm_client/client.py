@@ -191,8 +191,11 @@ class ArrayFSMClient:
 
     def _run(self) -> None:
         while not self._closed.is_set():
+            # poll() returns when an answer arrives; consume() with a timeout would wait the whole
+            # timeout unless 500 messages came. What else is already here is taken without waiting.
             try:
-                messages = self._consumer.consume(num_messages=500, timeout=0.01)
+                first = self._consumer.poll(0.01)
+                messages = [] if first is None else [first] + self._consumer.consume(num_messages=499, timeout=0)
             except KafkaException:
                 messages = []
             for message in messages:
