@@ -133,8 +133,8 @@ public struct ChaosRun: Sendable {
 
             progress("\(scenario.rawValue): replaying while injecting \(scenario == .badInput ? 1 : size.faults) faults")
             let workload = Array(records.prefix(scenario == .hostile ? goodCount : records.count).dropLast(sabotage?.dropMessages ?? 0))
-            let injector = FaultInjector(scenario: scenario, size: size, fleet: fleet, postgres: postgres, harness: harness,
-                                         broker: broker, client: client, arrays: spec.plan(), bursts: bursts, logger: logger)
+            let injector = FaultInjector(scenario: scenario, size: size, fleet: fleet, postgres: postgres, broker: broker,
+                                         client: client, arrays: spec.plan(), bursts: bursts, logger: logger)
             let faults: [ProgressMonitor.Fault]
             let answered: Bool
             let workloadMarks = Array(fromWorkload.prefix(workload.count))
@@ -202,7 +202,7 @@ public struct ChaosRun: Sendable {
                     logger: logger)
             }
             progress("\(scenario.rawValue): checking")
-            var oracle = Oracle(expected: expected, topics: harness.topics, harness: harness, client: client, cleanURL: cleanURL)
+            var oracle = Oracle(expected: expected, harness: harness, client: client, cleanURL: cleanURL)
             if scenario == .hostile { oracle.hostile = .init(bursts: bursts, produced: workload.count + bursts.reduce(0) { $0 + $1.records.count }, scrapes: scrapes) }
             var report = try await oracle.check(logger: logger)
             if !answered {

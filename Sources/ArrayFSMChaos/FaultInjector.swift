@@ -12,7 +12,6 @@ struct FaultInjector: Sendable {
     var size: ChaosSize
     var fleet: ServeFleet
     var postgres: ThrowawayPostgres
-    var harness: ServiceHarness
     /// The broker process of the `broker-restart` scenario.
     var broker: NoidaBroker?
     var client: PostgresClient
@@ -20,6 +19,9 @@ struct FaultInjector: Sendable {
     /// The `hostile` scenario's bursts, one per fault.
     var bursts: [HostileInput.Burst] = []
     var logger: Logger
+
+    /// The fleet's harness: its broker (the mock cluster's controls) and its producer.
+    var harness: ServiceHarness { fleet.harness }
 
     func inject() async throws -> [ProgressMonitor.Fault] {
         var faults: [ProgressMonitor.Fault] = []

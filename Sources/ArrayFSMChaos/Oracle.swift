@@ -11,12 +11,13 @@ import PostgresNIO
 /// Checks a finished chaos run against the clean run: the database, the events, the offsets, the outbox.
 struct Oracle {
     var expected: EventLedger
-    var topics: Topics
     var harness: ServiceHarness
     var client: PostgresClient
     var cleanURL: DatabaseURL
     /// The `hostile` scenario's inputs and what its members' `/metrics` said at the end.
     var hostile: Hostile?
+
+    var topics: Topics { harness.topics }
 
     struct Hostile {
         var bursts: [HostileInput.Burst]

@@ -12,14 +12,11 @@ public struct KafkaRecord: Sendable {
     /// The message's timestamp (CreateTime: when the producer sent it), milliseconds since 1970.
     public var timestampMilliseconds: Int64?
 
-    public init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [],
-                timestampMilliseconds: Int64? = nil) {
-        self.partition = partition
-        self.offset = offset
+    /// A record as a test writes one: the value (and key) alone, at offset 0 of partition 0.
+    public init(value: [UInt8], key: [UInt8]? = nil) {
+        (partition, offset, headers, timestampMilliseconds) = (0, 0, [], nil)
         self.key = key
         self.value = value
-        self.headers = headers
-        self.timestampMilliseconds = timestampMilliseconds
     }
 
     /// Copies `message`.

@@ -11,18 +11,15 @@ struct DumpCommand: AsyncParsableCommand {
         discussion: "Reads to the end the topic had when the dump started, or --count messages. Commits no offsets."
     )
 
-    @Option(help: "host:port (env ARRAYFSM_BOOTSTRAP_SERVERS)") var bootstrapServers: String?
+    @OptionGroup var broker: BrokerOptions
     @Option(help: "The topic to read.") var topic: String
     @Option(help: "Skip messages below this offset in each partition.") var startOffset: Int64?
     @Option(help: "Skip messages older than this time (RFC 3339, e.g. 2026-11-30T12:00:00Z).") var startTime: String?
     @Option(help: "Stop after this many messages.") var count: Int?
     @Option(name: .shortAndLong, help: "Output file (default: standard output).") var output: String?
-    @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
 
     func run() async throws {
-        guard let bootstrap = Environment.value(bootstrapServers, "ARRAYFSM_BOOTSTRAP_SERVERS") else {
-            throw ValidationError("no broker: pass --bootstrap-servers host:port or set ARRAYFSM_BOOTSTRAP_SERVERS")
-        }
+        let bootstrap = try broker.bootstrap()
         var start = Dumper.Start.beginning
         if let startOffset { start = .offset(startOffset) }
         if let startTime {
@@ -30,7 +27,7 @@ struct DumpCommand: AsyncParsableCommand {
             start = .timestamp(Int64(date.timeIntervalSince1970 * 1000))
         }
         let dumper = Dumper(bootstrapServers: bootstrap, topic: topic, start: start, count: count,
-                            properties: try Environment.kafkaProperties(kafkaProperties))
+                            properties: try broker.properties())
         let sink = try LineSink(path: output)
         let progress = Progress(label: "dump \(topic)")
         let written = try await dumper.dump(logger: Environment.logger("arrayfsm.dump", level: "warning"),

@@ -12,24 +12,21 @@ struct ReplayCommand: AsyncParsableCommand {
         discussion: "As fast as possible by default; --rate N messages per second; --speed F relative to the recorded timestamps."
     )
 
-    @Option(help: "host:port (env ARRAYFSM_BOOTSTRAP_SERVERS)") var bootstrapServers: String?
+    @OptionGroup var broker: BrokerOptions
     @Option(help: "Target topic (default: each message's recorded topic).") var topic: String?
     @Option(help: "Messages per second.") var rate: Double?
     @Option(help: "Speed relative to the recorded timestamps (2 = twice as fast).") var speed: Double?
-    @Option(name: .customLong("kafka"), help: "librdkafka property name=value (repeatable)") var kafkaProperties: [String] = []
     @Argument(help: "Dump file (default: standard input).") var file: String?
 
     func run() async throws {
-        guard let bootstrap = Environment.value(bootstrapServers, "ARRAYFSM_BOOTSTRAP_SERVERS") else {
-            throw ValidationError("no broker: pass --bootstrap-servers host:port or set ARRAYFSM_BOOTSTRAP_SERVERS")
-        }
+        let bootstrap = try broker.bootstrap()
         if rate != nil && speed != nil { throw ValidationError("give --rate or --speed, not both") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be positive") }
         if let speed, !(speed > 0) { throw ValidationError("--speed must be positive") }
         let pace: Replayer.Pace = rate.map { .rate($0) } ?? speed.map { .speed($0) } ?? .asFastAsPossible
         let producer = try KafkaProducer(
             configuration: KafkaConfiguration(bootstrapServers: bootstrap, clientID: "arrayfsm-replay",
-                                              properties: try Environment.kafkaProperties(kafkaProperties)),
+                                              properties: try broker.properties()),
             logger: Environment.logger("arrayfsm.replay", level: "warning"))
         let handle: FileHandle
         var total: Int?

@@ -14,7 +14,7 @@ import Testing
     ])
 
     static func result(_ json: String) -> KafkaRecord {
-        KafkaRecord(partition: 0, offset: 0, key: nil, value: Array(json.utf8))
+        KafkaRecord(value: Array(json.utf8))
     }
 
     static func check(results: [KafkaRecord], sizes: [String: Int64] = ["arrayfsm.commands": 1, "arrayfsm.results": 1],

@@ -22,13 +22,26 @@ public protocol ArrayOperation: Sendable {
     func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output
 }
 
+/// One batch of one array: what a batch operation acts on.
+public struct ArrayBatch: Sendable, Hashable {
+    public var arrayID: Int64
+    public var batchNumber: Int32
+
+    public init(arrayID: Int64, batchNumber: Int32) {
+        self.arrayID = arrayID
+        self.batchNumber = batchNumber
+    }
+}
+
 /// An operation on one batch of one array; its input check is shared.
 public protocol BatchOperation: ArrayOperation {
-    var arrayID: Int64 { get }
-    var batchNumber: Int32 { get }
+    var batch: ArrayBatch { get }
 }
 
 extension BatchOperation {
+    public var arrayID: Int64 { batch.arrayID }
+    public var batchNumber: Int32 { batch.batchNumber }
+
     public func validate() throws(OperationError) {
         try Check.id(arrayID, "array_id")
         try Check.batchNumber(batchNumber)

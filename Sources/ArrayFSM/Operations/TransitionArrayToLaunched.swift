@@ -9,14 +9,12 @@ import PostgresNIO
 /// All timestamps come from the one transaction clock, so `report_by_date − status_date` is exactly
 /// the increment and a task's `status_date` equals its instance's. A repeat moves nothing.
 public struct TransitionArrayToLaunched: BatchOperation {
-    public var arrayID: Int64
-    public var batchNumber: Int32
+    public var batch: ArrayBatch
     /// Seconds until the launched instance must report (Jobmon's distributor uses 3.1 × 90 s).
     public var nextReportIncrement: Double
 
     public init(arrayID: Int64, batchNumber: Int32, nextReportIncrement: Double) {
-        self.arrayID = arrayID
-        self.batchNumber = batchNumber
+        self.batch = ArrayBatch(arrayID: arrayID, batchNumber: batchNumber)
         self.nextReportIncrement = nextReportIncrement
     }
 

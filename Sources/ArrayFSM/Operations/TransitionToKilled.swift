@@ -6,50 +6,35 @@ import PostgresNIO
 /// `transition_to_killed`: the batch's task instances in K (kill_self) → F (error_fatal), and
 /// their tasks → F if they are in O or R (the killable states). Everything else is untouched;
 /// a batch without K instances changes nothing.
-public struct TransitionToKilled: BatchOperation {
-    public var arrayID: Int64
-    public var batchNumber: Int32
+public struct TransitionToKilled: BatchStatementOperation {
+    public var batch: ArrayBatch
 
-    public init(arrayID: Int64, batchNumber: Int32) {
-        self.arrayID = arrayID
-        self.batchNumber = batchNumber
+    public init(batch: ArrayBatch) { self.batch = batch }
+
+    public static let taskTo: TaskStatus? = .errorFatal
+    public static let taskInstanceTo = TaskInstanceStatus.errorFatal
+
+    // `before` locks the tasks and keeps their old status, which RETURNING alone cannot see:
+    // O→F and R→F are reported as separate transition groups.
+    public static func statement(for batch: ArrayBatch) -> PostgresQuery {
+        """
+        WITH tasks AS (
+            UPDATE task SET status = 'F', status_date = now()
+            FROM (SELECT id, status FROM task
+                  WHERE status IN ('O', 'R')
+                    AND id IN (SELECT task_id FROM task_instance
+                               WHERE array_id = \(batch.arrayID) AND array_batch_num = \(batch.batchNumber) AND status = 'K')
+                  ORDER BY id FOR UPDATE) AS before
+            WHERE task.id = before.id
+            RETURNING task.id, before.status AS from_status
+        ), instances AS (
+            UPDATE task_instance SET status = 'F', status_date = now()
+            WHERE array_id = \(batch.arrayID) AND array_batch_num = \(batch.batchNumber) AND status = 'K'
+            RETURNING id
+        )
+        SELECT 'task', from_status, array_agg(id) FROM tasks GROUP BY from_status
+        UNION ALL
+        SELECT 'task_instance', 'K', array_agg(id) FROM instances HAVING count(*) > 0
+        """
     }
-
-    public typealias Output = BatchTransitionOutput
-
-    public func apply(on connection: PostgresConnection, logger: Logger) async throws -> Output {
-        try await ArrayRowLock.acquire(arrayID, batch: batchNumber, on: connection, logger: logger)
-        // `before` locks the tasks and keeps their old status, which RETURNING alone cannot see:
-        // O→F and R→F are reported as separate transition groups.
-        return try await BatchTransition.run(
-            """
-            WITH tasks AS (
-                UPDATE task SET status = 'F', status_date = now()
-                FROM (SELECT id, status FROM task
-                      WHERE status IN ('O', 'R')
-                        AND id IN (SELECT task_id FROM task_instance
-                                   WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'K')
-                      ORDER BY id FOR UPDATE) AS before
-                WHERE task.id = before.id
-                RETURNING task.id, before.status AS from_status
-            ), instances AS (
-                UPDATE task_instance SET status = 'F', status_date = now()
-                WHERE array_id = \(arrayID) AND array_batch_num = \(batchNumber) AND status = 'K'
-                RETURNING id
-            )
-            SELECT 'task', from_status, array_agg(id) FROM tasks GROUP BY from_status
-            UNION ALL
-            SELECT 'task_instance', 'K', array_agg(id) FROM instances HAVING count(*) > 0
-            """,
-            arrayID: arrayID, batchNumber: batchNumber, taskTo: .errorFatal, taskInstanceTo: .errorFatal,
-            on: connection, logger: logger)
-    }
-}
-
-extension TransitionToKilled: CommandOperation {
-    public init(payload p: BatchPayload) {
-        self.init(arrayID: p.array_id, batchNumber: p.batch_number)
-    }
-
-    public static func answer(_ output: Output) -> CommandAnswer { output.answer }
 }
