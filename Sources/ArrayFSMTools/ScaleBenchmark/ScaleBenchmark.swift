@@ -75,6 +75,8 @@ public struct ScaleBenchmark: Sendable {
             seeded = level
             levelReports.append(seeding)
 
+            levelReports[levelReports.count - 1].commitMilliseconds = try await commitLatency(client, logger: logger)
+            levelReports[levelReports.count - 1].loadAverage = Self.loadAverage()
             let phase = "measuring at \(ScaleReport.count(level)) rows"
             let steps = batches.count * repeats * Operation.allCases.count
             var done = 0
@@ -215,6 +217,29 @@ public struct ScaleBenchmark: Sendable {
             report.databaseBytes = database
         }
         return report
+    }
+
+    /// The median wall time of 20 transactions that only take a transaction id and commit (one
+    /// WAL flush each): the fixed cost every timed transaction pays, at the level's moment. A
+    /// small batch's µs/TI moves with it, whatever the tables hold.
+    private func commitLatency(_ client: PostgresClient, logger: Logger) async throws -> Double {
+        try await client.withConnection { connection in
+            var samples: [Double] = []
+            for _ in 0..<20 {
+                let start = ContinuousClock.now
+                try await ArrayDatabase.transaction(on: connection, logger: logger) { connection in
+                    _ = try await connection.query("SELECT txid_current()", logger: logger)
+                }
+                samples.append((ContinuousClock.now - start).seconds * 1000)
+            }
+            return samples.sorted()[samples.count / 2]
+        }
+    }
+
+    /// This machine's 1-minute load average (Linux), nil elsewhere: other work on a shared machine
+    /// shows up in the figures.
+    static func loadAverage() -> Double? {
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) }
     }
 
     /// Removes the timed arrays with their tasks and instances (untimed).

@@ -20,6 +20,10 @@ public struct ScaleReport: Sendable, CustomStringConvertible {
         public var taskBytes: Int64 = 0
         public var taskInstanceBytes: Int64 = 0
         public var databaseBytes: Int64 = 0
+        /// Median wall time of an empty write transaction (BEGIN, an xid, COMMIT) just before the level is measured.
+        public var commitMilliseconds = 0.0
+        /// The client machine's 1-minute load average then (nil where unknown).
+        public var loadAverage: Double?
 
         public init(rows: Int) { self.rows = rows }
     }
@@ -71,16 +75,19 @@ public struct ScaleReport: Sendable, CustomStringConvertible {
         var lines: [String] = []
         lines.append("settings: " + settings.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         lines.append("")
-        lines.append("seeding (other arrays of \(Self.count(seedArraySize)) TIs, mostly D; VACUUM (ANALYZE) and CHECKPOINT after each level):")
-        lines.append(Self.columns(["level", "TI rows", "seed s", "seed WAL", "vacuum s", "checkpoint s", "task", "task_instance", "database"],
-                                  widths: [12, 12, 9, 10, 9, 13, 10, 14, 10]))
+        lines.append("seeding (other arrays of \(Self.count(seedArraySize)) TIs, mostly D; VACUUM (ANALYZE) and CHECKPOINT after each level;")
+        lines.append("commit ms: an empty write transaction just before measuring; load: this machine's 1-minute load average then):")
+        let levelWidths = [12, 12, 9, 10, 9, 13, 10, 14, 10, 10, 6]
+        lines.append(Self.columns(["level", "TI rows", "seed s", "seed WAL", "vacuum s", "checkpoint s", "task", "task_instance", "database",
+                                   "commit ms", "load"], widths: levelWidths))
         for level in levels {
             lines.append(Self.columns([
                 Self.count(level.rows), Self.count(level.taskInstanceRows), String(format: "%.1f", level.seedSeconds),
                 Self.bytes(level.seedWALBytes), String(format: "%.1f", level.vacuumSeconds),
                 level.checkpointSeconds.map { String(format: "%.1f", $0) } ?? "refused",
                 Self.bytes(Double(level.taskBytes)), Self.bytes(Double(level.taskInstanceBytes)), Self.bytes(Double(level.databaseBytes)),
-            ], widths: [12, 12, 9, 10, 9, 13, 10, 14, 10]))
+                String(format: "%.2f", level.commitMilliseconds), level.loadAverage.map { String(format: "%.1f", $0) } ?? "-",
+            ], widths: levelWidths))
         }
         lines.append("")
         lines.append("per task instance, median of \(repeats) fresh arrays, one transaction per operation:")
