@@ -71,12 +71,12 @@ public struct ScaleBenchmark: Sendable {
         var levelReports: [ScaleReport.Level] = []
         var measurements: [ScaleReport.Measurement] = []
         for level in levels {
-            let seeding = try await seed(from: seeded, to: level, seeder: seeder, client: client, logger: logger, progress: progress)
+            var levelReport = try await seed(from: seeded, to: level, seeder: seeder, client: client, logger: logger, progress: progress)
             seeded = level
-            levelReports.append(seeding)
+            levelReport.commitMilliseconds = try await commitLatency(client, logger: logger)
+            levelReport.loadAverage = Self.loadAverage()
+            levelReports.append(levelReport)
 
-            levelReports[levelReports.count - 1].commitMilliseconds = try await commitLatency(client, logger: logger)
-            levelReports[levelReports.count - 1].loadAverage = Self.loadAverage()
             let phase = "measuring at \(ScaleReport.count(level)) rows"
             let steps = batches.count * repeats * Operation.allCases.count
             var done = 0
