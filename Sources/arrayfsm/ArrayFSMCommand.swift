@@ -14,7 +14,7 @@ struct ArrayFSMCommand: AsyncParsableCommand {
         discussion: """
             Every flag has an ARRAYFSM_* environment twin (--database-url ↔ ARRAYFSM_DATABASE_URL); flags win.
             """,
-        subcommands: [MigrateCommand.self, ServeCommand.self, OutboxCommand.self, DevBrokerCommand.self, LocalPostgresCommand.self, BenchSQLCommand.self, BenchServeCommand.self, BenchCommand.self, GenCommand.self, SeedCommand.self, DumpCommand.self, ReplayCommand.self, ChaosCommand.self]
+        subcommands: [MigrateCommand.self, ServeCommand.self, OutboxCommand.self, DevBrokerCommand.self, LocalPostgresCommand.self, BenchSQLCommand.self, BenchScaleCommand.self, BenchServeCommand.self, BenchCommand.self, GenCommand.self, SeedCommand.self, DumpCommand.self, ReplayCommand.self, ChaosCommand.self]
     )
 
     /// Runs the command; PostgreSQL that cannot be reached is reported in one line (where, why;
