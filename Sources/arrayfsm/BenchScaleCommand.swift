@@ -11,7 +11,7 @@ struct BenchScaleCommand: AsyncParsableCommand {
         abstract: "Time record, instantiate, launch, distributor ids and kill per TI in tables holding 0 to 20M rows of other arrays.",
         discussion: """
             For each level (rows of other arrays in task_instance, as many in task) it seeds the
-            difference, runs VACUUM (ANALYZE) and CHECKPOINT, then runs each batch size --repeats
+            difference, runs VACUUM (ANALYZE) and CHECKPOINT (unless --no-settle), then runs each batch size --repeats
             times on fresh arrays. It prints a table (µs/TI, TIs/s, WAL bytes, full-page images,
             buffer hits and reads per TI) and writes a PNG with gnuplot.
 
@@ -38,6 +38,12 @@ struct BenchScaleCommand: AsyncParsableCommand {
     @Option(help: "Task instances per seeded array.")
     var seedArraySize = 5_000
 
+    @Option(help: "Tasks in each timed array, one batch of which is timed (default: the batch size).")
+    var timedArrayTasks: Int?
+
+    @Flag(inversion: .prefixedNo, help: "VACUUM (ANALYZE) and CHECKPOINT after seeding each level (--no-settle: measure on the freshly seeded tables).")
+    var settle = true
+
     @Option(help: "Where to write the plot (PNG); \"\" for none.")
     var plot = "bench-scale.png"
 
@@ -48,7 +54,8 @@ struct BenchScaleCommand: AsyncParsableCommand {
         let logger = Environment.logger("arrayfsm.bench-scale", level: logLevel ?? "warning")
         let benchmark = ScaleBenchmark(
             levels: try Self.list(levels, "--levels"), batches: try Self.list(batches, "--batches"),
-            repeats: repeats, seedArraySize: seedArraySize)
+            repeats: repeats, seedArraySize: seedArraySize, settle: settle,
+            timedArrayTasks: timedArrayTasks)
         do { try benchmark.validate() } catch { throw ValidationError("\(error)") }
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }

@@ -24,13 +24,23 @@ public struct ScaleBenchmark: Sendable {
     public var repeats: Int
     /// Task instances per seeded array.
     public var seedArraySize: Int
+    /// Whether each level's seeding is followed by `VACUUM (ANALYZE)` and a `CHECKPOINT`. Without
+    /// them the timed operations meet what seeding left: tuples without hint bits, pages not yet
+    /// all-visible, no statistics, and the checkpointer writing the seed (and full-page images
+    /// after its next checkpoint starts).
+    public var settle: Bool
+    /// Tasks in each timed array, of which one batch is timed; nil: as many as the batch. A batch
+    /// of a large array reads that array's other tasks through the `array_id` index.
+    public var timedArrayTasks: Int?
 
     public init(levels: [Int] = [0, 1_000_000, 10_000_000, 20_000_000], batches: [Int] = [1_000, 10_000, 100_000],
-                repeats: Int = 3, seedArraySize: Int = 5_000) {
+                repeats: Int = 3, seedArraySize: Int = 5_000, settle: Bool = true, timedArrayTasks: Int? = nil) {
+        self.timedArrayTasks = timedArrayTasks
         self.levels = levels.sorted()
         self.batches = batches.sorted()
         self.repeats = repeats
         self.seedArraySize = seedArraySize
+        self.settle = settle
     }
 
     /// The operations timed, in lifecycle order.
@@ -100,7 +110,7 @@ public struct ScaleBenchmark: Sendable {
         }
         return ScaleReport(
             levels: levelReports, measurements: measurements, settings: try await settings(client, logger: logger),
-            repeats: repeats, seedArraySize: seedArraySize)
+            repeats: repeats, seedArraySize: seedArraySize, timedArrayTasks: timedArrayTasks)
     }
 
     /// One timed operation: wall time of its transaction (BEGIN … COMMIT) and the counters' deltas.
@@ -114,12 +124,12 @@ public struct ScaleBenchmark: Sendable {
     private func timeLifecycle(
         tasks: Int, _ database: ArrayDatabase, logger: Logger, stepDone: () -> Void
     ) async throws -> (Int64, [(Operation, Sample)]) {
-        let fixture = try await ArrayFixture.make(database, tasks: tasks, logger: logger)
+        let fixture = try await ArrayFixture.make(database, tasks: max(tasks, timedArrayTasks ?? tasks), logger: logger)
         let arrayID = fixture.arrayID
         return try await database.client.withConnection { connection in
             var samples: [(Operation, Sample)] = []
             let record = RecordArrayBatchNum(
-                arrayID: arrayID, taskIDs: fixture.taskIDs, taskResourcesID: 1, workflowRunID: 1, chunkSize: Int32(tasks))
+                arrayID: arrayID, taskIDs: Array(fixture.taskIDs.prefix(tasks)), taskResourcesID: 1, workflowRunID: 1, chunkSize: Int32(tasks))
             let (recorded, recordSample) = try await timed(record, on: connection, logger: logger) { $0.batches.first?.taskInstanceIDs.count ?? 0 }
             samples.append((.record, recordSample))
             stepDone()
@@ -190,6 +200,27 @@ public struct ScaleBenchmark: Sendable {
         report.seedSeconds = (ContinuousClock.now - seedStart).seconds
         report.seedWALBytes = try await client.withConnection { try await ServerCounters.read(on: $0, logger: logger) }.walBytes - wal.walBytes
 
+        report.settled = settle
+        if settle { try await settleTables(&report, client: client, logger: logger, progress: progress) }
+
+        let rows = try await client.query(
+            """
+            SELECT (SELECT count(*) FROM task_instance), pg_total_relation_size('task'), pg_total_relation_size('task_instance'),
+                   pg_database_size(current_database())
+            """, logger: logger)
+        for try await (count, task, taskInstance, database) in rows.decode((Int64, Int64, Int64, Int64).self) {
+            report.taskInstanceRows = Int(count)
+            report.taskBytes = task
+            report.taskInstanceBytes = taskInstance
+            report.databaseBytes = database
+        }
+        return report
+    }
+
+    /// `VACUUM (ANALYZE)` and a `CHECKPOINT` after seeding, each timed into `report`.
+    private func settleTables(
+        _ report: inout ScaleReport.Level, client: PostgresClient, logger: Logger, progress: (Progress) -> Void
+    ) async throws {
         progress(Progress(phase: "VACUUM (ANALYZE) and CHECKPOINT", done: 0, total: 1))
         let vacuumStart = ContinuousClock.now
         try await client.query(#"VACUUM (ANALYZE) "array", task, task_instance"#, logger: logger)
@@ -204,19 +235,6 @@ public struct ScaleBenchmark: Sendable {
             report.checkpointSeconds = nil
         }
         progress(Progress(phase: "VACUUM (ANALYZE) and CHECKPOINT", done: 1, total: 1))
-
-        let rows = try await client.query(
-            """
-            SELECT (SELECT count(*) FROM task_instance), pg_total_relation_size('task'), pg_total_relation_size('task_instance'),
-                   pg_database_size(current_database())
-            """, logger: logger)
-        for try await (count, task, taskInstance, database) in rows.decode((Int64, Int64, Int64, Int64).self) {
-            report.taskInstanceRows = Int(count)
-            report.taskBytes = task
-            report.taskInstanceBytes = taskInstance
-            report.databaseBytes = database
-        }
-        return report
     }
 
     /// The median wall time of 20 transactions that only take a transaction id and commit (one

@@ -13,8 +13,10 @@ public struct ScaleReport: Sendable, CustomStringConvertible {
         /// Seeding the rows from the level before.
         public var seedSeconds = 0.0
         public var seedWALBytes = 0.0
+        /// Whether VACUUM (ANALYZE) and CHECKPOINT ran after seeding (``ScaleBenchmark/settle``).
+        public var settled = true
         public var vacuumSeconds = 0.0
-        /// nil when the CHECKPOINT was refused (it needs superuser or pg_checkpoint).
+        /// nil when the CHECKPOINT was refused (it needs superuser or pg_checkpoint) or not run.
         public var checkpointSeconds: Double?
         /// `pg_total_relation_size` (heap, indexes, TOAST) and `pg_database_size` after seeding.
         public var taskBytes: Int64 = 0
@@ -64,6 +66,8 @@ public struct ScaleReport: Sendable, CustomStringConvertible {
     public var settings: [(String, String)]
     public var repeats: Int
     public var seedArraySize: Int
+    /// Tasks in each timed array when larger than its batch (``ScaleBenchmark/timedArrayTasks``).
+    public var timedArrayTasks: Int?
 
     /// The measurement of `operation` at `batch` and `level`, if it was run.
     public func measurement(_ operation: ScaleBenchmark.Operation, batch: Int, level: Int) -> Measurement? {
@@ -75,7 +79,7 @@ public struct ScaleReport: Sendable, CustomStringConvertible {
         var lines: [String] = []
         lines.append("settings: " + settings.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         lines.append("")
-        lines.append("seeding (other arrays of \(Self.count(seedArraySize)) TIs, mostly D; VACUUM (ANALYZE) and CHECKPOINT after each level;")
+        lines.append("seeding (other arrays of \(Self.count(seedArraySize)) TIs, mostly D; VACUUM (ANALYZE) and CHECKPOINT after each level unless skipped;")
         lines.append("commit ms: an empty write transaction just before measuring; load: this machine's 1-minute load average then):")
         let levelWidths = [12, 12, 9, 10, 9, 13, 10, 14, 10, 10, 6]
         lines.append(Self.columns(["level", "TI rows", "seed s", "seed WAL", "vacuum s", "checkpoint s", "task", "task_instance", "database",
@@ -83,14 +87,15 @@ public struct ScaleReport: Sendable, CustomStringConvertible {
         for level in levels {
             lines.append(Self.columns([
                 Self.count(level.rows), Self.count(level.taskInstanceRows), String(format: "%.1f", level.seedSeconds),
-                Self.bytes(level.seedWALBytes), String(format: "%.1f", level.vacuumSeconds),
-                level.checkpointSeconds.map { String(format: "%.1f", $0) } ?? "refused",
+                Self.bytes(level.seedWALBytes), level.settled ? String(format: "%.1f", level.vacuumSeconds) : "skipped",
+                level.checkpointSeconds.map { String(format: "%.1f", $0) } ?? (level.settled ? "refused" : "skipped"),
                 Self.bytes(Double(level.taskBytes)), Self.bytes(Double(level.taskInstanceBytes)), Self.bytes(Double(level.databaseBytes)),
                 String(format: "%.2f", level.commitMilliseconds), level.loadAverage.map { String(format: "%.1f", $0) } ?? "-",
             ], widths: levelWidths))
         }
         lines.append("")
-        lines.append("per task instance, median of \(repeats) fresh arrays, one transaction per operation:")
+        let arrays = timedArrayTasks.map { "fresh arrays of \(Self.count($0)) tasks (one batch timed)" } ?? "fresh arrays"
+        lines.append("per task instance, median of \(repeats) \(arrays), one transaction per operation:")
         let widths = [12, 8, 16, 9, 11, 10, 8, 9, 9]
         lines.append(Self.columns(["level", "batch", "operation", "µs/TI", "TIs/s", "WAL B/TI", "FPI/TI", "hits/TI", "reads/TI"], widths: widths))
         for m in measurements {
