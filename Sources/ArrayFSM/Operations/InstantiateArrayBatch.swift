@@ -17,15 +17,18 @@ public struct InstantiateArrayBatch: BatchStatementOperation {
     // 100,000-TI batch at 0.85× the direct SQL instead of 0.97–1.00× (docs/benchmarks.md).
     //
     // Both UPDATEs see the statement's one snapshot: the task subquery finds the instances
-    // still in Q. (A CTE of the queued instances referenced twice hid the row count from the
-    // planner, which then scanned the whole task table: 5× slower.)
+    // still in Q. The batch's task ids come as an array, so each is one probe of the task key
+    // whatever the statistics say of the array's other tasks: as a join, an array with many
+    // analyzed tasks in Q had all of them scanned for every batch. (A CTE of the queued
+    // instances referenced twice hid the row count from the planner, which then scanned the
+    // whole task table.)
     public static func statement(for batch: ArrayBatch) -> PostgresQuery {
         """
         WITH tasks AS (
             UPDATE task SET status = 'I', status_date = now()
-            WHERE status = 'Q' AND array_id = \(batch.arrayID)
-              AND id IN (SELECT task_id FROM task_instance
-                         WHERE array_id = \(batch.arrayID) AND array_batch_num = \(batch.batchNumber) AND status = 'Q')
+            WHERE id = ANY(ARRAY(SELECT task_id FROM task_instance
+                                 WHERE array_id = \(batch.arrayID) AND array_batch_num = \(batch.batchNumber) AND status = 'Q'))
+              AND status = 'Q' AND array_id = \(batch.arrayID)
             RETURNING id
         ), instances AS (
             UPDATE task_instance SET status = 'I', status_date = now()

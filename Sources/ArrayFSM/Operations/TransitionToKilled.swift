@@ -15,15 +15,16 @@ public struct TransitionToKilled: BatchStatementOperation {
     public static let taskInstanceTo = TaskInstanceStatus.errorFatal
 
     // `before` locks the tasks and keeps their old status, which RETURNING alone cannot see:
-    // O→F and R→F are reported as separate transition groups.
+    // O→F and R→F are reported as separate transition groups. The task ids come as an array, one
+    // probe of the task key each, as in instantiate_array_batch.
     public static func statement(for batch: ArrayBatch) -> PostgresQuery {
         """
         WITH tasks AS (
             UPDATE task SET status = 'F', status_date = now()
             FROM (SELECT id, status FROM task
-                  WHERE status IN ('O', 'R')
-                    AND id IN (SELECT task_id FROM task_instance
-                               WHERE array_id = \(batch.arrayID) AND array_batch_num = \(batch.batchNumber) AND status = 'K')
+                  WHERE id = ANY(ARRAY(SELECT task_id FROM task_instance
+                                       WHERE array_id = \(batch.arrayID) AND array_batch_num = \(batch.batchNumber) AND status = 'K'))
+                    AND status IN ('O', 'R')
                   ORDER BY id FOR UPDATE) AS before
             WHERE task.id = before.id
             RETURNING task.id, before.status AS from_status
