@@ -30,11 +30,10 @@ struct BenchSQLCommand: AsyncParsableCommand {
     @Option(help: "Number of 1000-TI batches for the per-batch rate.")
     var smallBatches = 100
 
-    @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)")
-    var logLevel: String?
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let logger = Environment.logger("arrayfsm.bench-sql", level: logLevel ?? "warning")
+        let logger = log.logger("arrayfsm.bench-sql")
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
         let benchmark = LaunchBenchmark(tasks: tasks, repeats: repeats, smallBatches: smallBatches)

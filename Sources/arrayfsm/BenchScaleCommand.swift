@@ -47,11 +47,10 @@ struct BenchScaleCommand: AsyncParsableCommand {
     @Option(help: "Where to write the plot (PNG); \"\" for none.")
     var plot = "bench-scale.png"
 
-    @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)")
-    var logLevel: String?
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let logger = Environment.logger("arrayfsm.bench-scale", level: logLevel ?? "warning")
+        let logger = log.logger("arrayfsm.bench-scale")
         let benchmark = ScaleBenchmark(
             levels: try Self.list(levels, "--levels"), batches: try Self.list(batches, "--batches"),
             repeats: repeats, seedArraySize: seedArraySize, settle: settle,

@@ -25,7 +25,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Commands per second in the latency run.") var rate = 1000
     @Option(help: "Seconds of the latency run.") var seconds = 10
     @Option(help: "Commands per transaction at most.") var maxBatch = 500
-    @Option(help: "trace … error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
+    @OptionGroup var log: LogOptions
     @Flag(help: "Run serve inside the benchmark process instead of as a child process.") var inProcess = false
 
     func validate() throws {
@@ -33,7 +33,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = Environment.logger("arrayfsm.bench", level: logLevel ?? "warning")
+        let logger = log.logger("arrayfsm.bench")
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
         let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, rounds: rounds, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)

@@ -14,12 +14,11 @@ struct MigrateCommand: AsyncParsableCommand {
 
     @OptionGroup var connect: ConnectOptions
 
-    @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)")
-    var logLevel: String?
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         let url = try Environment.databaseURL(databaseURL)
-        let logger = Environment.logger("arrayfsm.migrate", level: logLevel)
+        let logger = log.logger("arrayfsm.migrate", default: "info")
         let applied = try await url.withClient(maxConnections: 1, connectTimeout: try connect.timeout(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
         }

@@ -37,14 +37,14 @@ struct ParkedRowSelection: ParsableArguments {
 struct ParkedRowAction: ParsableArguments {
     @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL)") var databaseURL: String?
     @OptionGroup var selection: ParkedRowSelection
-    @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
+    @OptionGroup var log: LogOptions
 
     /// Runs `action` on the selected rows and prints "`done` N rows: id id …".
     func perform(
         _ done: String, _ action: @Sendable (Outbox.Selection, PostgresConnection, Logger) async throws -> [Int64]
     ) async throws {
         let url = try Environment.databaseURL(databaseURL)
-        let logger = Environment.logger("arrayfsm.outbox", level: logLevel ?? "warning")
+        let logger = log.logger("arrayfsm.outbox")
         let selected: Outbox.Selection = selection.all ? .all : .ids(selection.ids)
         let rows = try await url.withClient(maxConnections: 1, logger: logger) { client in
             try await client.withConnection { connection in try await action(selected, connection, logger) }

@@ -12,11 +12,11 @@ struct OutboxListCommand: AsyncParsableCommand {
     )
 
     @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL)") var databaseURL: String?
-    @Option(help: "trace, debug, info, notice, warning, error (env ARRAYFSM_LOG_LEVEL)") var logLevel: String?
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         let url = try Environment.databaseURL(databaseURL)
-        let logger = Environment.logger("arrayfsm.outbox", level: logLevel ?? "warning")
+        let logger = log.logger("arrayfsm.outbox")
         let rows = try await url.withClient(maxConnections: 1, logger: logger) { client in
             try await client.withConnection { try await Outbox.parked(on: $0, logger: logger) }
         }
