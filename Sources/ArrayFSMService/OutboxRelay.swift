@@ -197,22 +197,28 @@ public final class OutboxRelay: Service, Sendable {
             guard locked else { return nil }
             do {
                 let result = try await body(connection)
-                try await watchdog.guarding("relay unlock", logger: logger) {
-                    try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
-                }
+                await release(connection)
                 return result
             } catch {
-                // The connection may be broken, which releases the lock too. A query sent on a
-                // closed connection may never return (postgres-nio drops it once the channel is
-                // gone; nothing cancels it), so none is sent there, and the unlock is guarded like
-                // every other database step: an unguarded wait here stopped the relay for good.
-                if !connection.isClosed {
-                    _ = try? await watchdog.guarding("relay unlock", logger: logger) {
-                        try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
-                    }
-                }
+                await release(connection)
                 throw error
             }
+        }
+    }
+
+    /// Gives up the lock. A query sent on a connection whose server went away may never return
+    /// (postgres-nio drops it once the channel is gone, and nothing cancels it): the unlock waits
+    /// at most 5 s, and then, or when it fails, the connection is closed instead, which ends the
+    /// session and its lock with it, and the pool does not hand that connection out again.
+    private func release(_ connection: PostgresConnection) async {
+        guard !connection.isClosed else { return }
+        let logger = self.logger
+        let released: Void? = try? await withinTimeLimit(.seconds(5)) {
+            _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+        }
+        if released == nil {
+            logger.warning("the relay's lock connection did not answer its unlock; closing it")
+            Task { try? await connection.close() }
         }
     }
 }
