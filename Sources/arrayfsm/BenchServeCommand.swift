@@ -4,6 +4,7 @@ import ArrayFSM
 import ArrayFSMService
 import ArrayFSMTools
 import Foundation
+import Logging
 
 /// `arrayfsm bench-serve`: the service benchmark (commands through Kafka vs direct SQL).
 struct BenchServeCommand: AsyncParsableCommand {
@@ -11,12 +12,17 @@ struct BenchServeCommand: AsyncParsableCommand {
         commandName: "bench-serve",
         abstract: "Benchmark serve: a lifecycle via Kafka vs direct SQL, small-command throughput and latency.",
         discussion: """
-            Runs serve in-process against an in-process mock Kafka cluster (librdkafka's, 16 partitions)
-            and a throwaway durable PostgreSQL (or --database-url), all on this machine.
+            Runs serve as a child process against an in-process mock Kafka cluster (librdkafka's, 16
+            partitions) and a throwaway durable PostgreSQL (or --database-url), all on this machine.
+            With --bootstrap-servers, serve and the benchmark use that broker instead: serve creates
+            topics of its own for the run (16 partitions), so the mock cluster's fetch waits (5 ms
+            per consumer hop) are not in the latencies.
             """
     )
 
     @Option(help: "postgres://… (env ARRAYFSM_DATABASE_URL); default: a throwaway cluster") var databaseURL: String?
+    @Option(help: "A running broker, host:port (e.g. `scripts/noida-broker start`); default: an in-process mock cluster")
+    var bootstrapServers: String?
     @OptionGroup var connect: ConnectOptions
     @Option(help: "Arrays in the lifecycle scenario.") var arrays = 100
     @Option(help: "Tasks (TIs) per array.") var tasks = 1000
@@ -41,14 +47,17 @@ struct BenchServeCommand: AsyncParsableCommand {
         // The direct SQL runs with the session settings serve gives its own connections.
         let report = try await url.withClient(maxConnections: 6, parameters: DatabaseURL.batchParameters(), connectTimeout: try connect.timeout(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
-            let harness = try ServiceHarness(database: ArrayDatabase(client: client), partitions: 16, logger: logger)
+            let harness = try benchmarkHarness(ArrayDatabase(client: client), logger: logger)
             var child: ChildProcess?
             if inProcess {
-                try harness.startServer { $0.maxBatch = maxBatch }
+                try harness.startServer { $0.maxBatch = maxBatch; $0.partitions = Self.partitions }
             } else {
                 // serve as its own process, as in production: it does not share this process's threads.
                 let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-                child = try harness.startServerProcess(binary: binary, databaseURL: url) { $0.maxBatch = maxBatch }
+                child = try harness.startServerProcess(binary: binary, databaseURL: url) {
+                    $0.maxBatch = maxBatch
+                    $0.partitions = Self.partitions
+                }
             }
             let report = try await benchmark.run(harness, logger: logger) { line in
                 FileHandle.standardError.write(Data("… \(line)\n".utf8))
@@ -62,5 +71,21 @@ struct BenchServeCommand: AsyncParsableCommand {
             return report
         }
         print(report.summary)
+    }
+
+    /// Partitions of the commands topic (and of the others).
+    static let partitions: Int32 = 16
+
+    /// The mock cluster, or the given broker with topics and a group named for this run (serve
+    /// creates the topics when it starts), so that runs on one broker never read each other's messages.
+    func benchmarkHarness(_ database: ArrayDatabase, logger: Logger) throws -> ServiceHarness {
+        guard let bootstrapServers else { return try ServiceHarness(database: database, partitions: Self.partitions, logger: logger) }
+        let run = "bench-\(UUID().uuidString.prefix(8).lowercased())"
+        var topics = Topics()
+        topics.commands = "\(run).commands"
+        topics.results = "\(run).results"
+        topics.transitions = "\(run).transitions"
+        topics.deadLetters = "\(run).dlq"
+        return try ServiceHarness(database: database, bootstrapServers: bootstrapServers, topics: topics, groupID: run, logger: logger)
     }
 }

@@ -232,41 +232,55 @@ struct InstanceNumbering {
     /// array's batches, ascending, instances in step order.
     func insert(on connection: PostgresConnection, logger: Logger) async throws -> [Int64: [RecordArrayBatchNum.Batch]] {
         guard !commands.isEmpty else { return [:] }
-        var rowArrays: [Int64] = []
-        var rowTasks: [Int64] = []
-        var rowBatches: [Int32] = []
-        var rowSteps: [Int32] = []
+        // The rows go as runs of consecutive moved tasks, each with the rank of its first task in
+        // its command, and are expanded by generate_series: a command's tasks are usually one run,
+        // so 100 × 1,000 instances bind a few hundred numbers instead of four arrays of 100,000.
+        var runArrays: [Int64] = []
+        var runFirstTasks: [Int64] = []
+        var runLengths: [Int32] = []
+        var runFirstRanks: [Int32] = []
+        var runLastBatches: [Int32] = []
+        var runChunks: [Int32] = []
+        var runWorkflowRuns: [Int64] = []
+        var runTaskResources: [Int64] = []
+        var instanceCount = 0
         for command in commands {
-            let chunk = Int(command.operation.chunkSize)
-            for (rank, task) in command.moved.enumerated() {
-                rowArrays.append(command.operation.arrayID)
-                rowTasks.append(task)
-                rowBatches.append(command.batchNumber(ofRank: rank))
-                rowSteps.append(Int32(rank % chunk))
+            var rank = 0
+            let runs = IDRuns(command.moved)
+            for (low, high) in zip(runs.lows, runs.highs) {
+                runArrays.append(command.operation.arrayID)
+                runFirstTasks.append(low)
+                runLengths.append(Int32(high - low + 1))
+                runFirstRanks.append(Int32(rank))
+                runLastBatches.append(command.lastBatch)
+                runChunks.append(command.operation.chunkSize)
+                runWorkflowRuns.append(command.operation.workflowRunID)
+                runTaskResources.append(command.operation.taskResourcesID)
+                rank += Int(high - low + 1)
             }
+            instanceCount += command.moved.count
         }
         let rows = try await connection.query(
             """
-            WITH c AS (
-                SELECT * FROM unnest(\(commands.map(\.operation.arrayID))::bigint[], \(commands.map(\.newLastBatch))::int[],
-                                     \(commands.map(\.operation.workflowRunID))::bigint[],
-                                     \(commands.map(\.operation.taskResourcesID))::bigint[])
-                    AS c(array_id, last_batch, workflow_run_id, task_resources_id)
-            ), counter AS (
-                UPDATE "array" AS a SET last_batch_num = c.last_batch FROM c WHERE a.id = c.array_id
+            WITH counter AS (
+                UPDATE "array" AS a SET last_batch_num = c.last_batch
+                FROM unnest(\(commands.map(\.operation.arrayID))::bigint[], \(commands.map(\.newLastBatch))::int[]) AS c(array_id, last_batch)
+                WHERE a.id = c.array_id
             ), inserted AS (
                 INSERT INTO task_instance
                     (workflow_run_id, array_id, task_id, task_resources_id, array_batch_num, array_step_id, status, status_date)
-                SELECT c.workflow_run_id, r.array_id, r.task_id, c.task_resources_id, r.batch, r.step, 'Q', now()
-                FROM unnest(\(rowArrays)::bigint[], \(rowTasks)::bigint[], \(rowBatches)::int[], \(rowSteps)::int[])
-                         AS r(array_id, task_id, batch, step)
-                     JOIN c USING (array_id)
+                SELECT r.workflow_run_id, r.array_id, r.first_task + s.k, r.task_resources_id,
+                       r.last_batch + (r.first_rank + s.k) / r.chunk + 1, (r.first_rank + s.k) % r.chunk, 'Q', now()
+                FROM unnest(\(runArrays)::bigint[], \(runFirstTasks)::bigint[], \(runLengths)::int[], \(runFirstRanks)::int[],
+                            \(runLastBatches)::int[], \(runChunks)::int[], \(runWorkflowRuns)::bigint[], \(runTaskResources)::bigint[])
+                         AS r(array_id, first_task, length, first_rank, last_batch, chunk, workflow_run_id, task_resources_id)
+                     CROSS JOIN LATERAL generate_series(0, r.length - 1) AS s(k)
                 RETURNING id, task_id
             )
             SELECT array_agg(id), array_agg(task_id) FROM inserted
             """, logger: logger)
         var instanceOf: [Int64: Int64] = [:]
-        instanceOf.reserveCapacity(rowTasks.count)
+        instanceOf.reserveCapacity(instanceCount)
         for try await (ids, tasks) in rows.decode(([Int64], [Int64]).self) {
             for (id, task) in zip(ids, tasks) { instanceOf[task] = id }
         }
