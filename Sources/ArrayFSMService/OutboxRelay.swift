@@ -46,7 +46,12 @@ public final class OutboxRelay: Service, Sendable {
     /// waiting on) holds its round — the rows delivered beside it stay undeleted — until then.
     /// Not lowered here: a shorter timeout made shutdown drains after a producer replacement time
     /// out (docs/reliability.md).
-    public static let producerProperties = ["enable.gapless.guarantee": "true"]
+    ///
+    /// `linger.ms` is 0: a round is already a batch (its rows are enqueued together, and what is
+    /// enqueued while a request is in flight goes out in the next one), so lingering only delays
+    /// every answer. Paced at 1,000 commands/s the 5 ms default cost 4–5 ms at the p50 and p99;
+    /// bursts ran as fast either way (docs/benchmarks.md).
+    public static let producerProperties = ["enable.gapless.guarantee": "true", "linger.ms": "0"]
     let batchSize: Int
     let idleInterval: Duration
     /// Rounds sent and not yet acknowledged, at most; librdkafka's idempotent producer keeps

@@ -54,7 +54,7 @@ public final class ServiceHarness: Sendable {
     ]
 
     /// What a started server is configured with: the harness's broker, group and topics, the
-    /// mock cluster's fast group settings and 1 ms linger, no HTTP endpoint, and no stall exit
+    /// mock cluster's fast group settings, no HTTP endpoint, and no stall exit
     /// (a test process must not exit; ``startServer(watchdog:_:)`` takes a watchdog instead).
     public var serveConfiguration: ServeConfiguration {
         var configuration = ServeConfiguration()
@@ -65,7 +65,7 @@ public final class ServiceHarness: Sendable {
         configuration.batchTimeout = nil
         // The mock cluster has no CreateTopics; the harness made them.
         configuration.createsTopics = cluster == nil
-        configuration.kafkaProperties = Self.fastGroupProperties.merging(["linger.ms": "1"]) { $1 }
+        configuration.kafkaProperties = Self.fastGroupProperties
         return configuration
     }
 

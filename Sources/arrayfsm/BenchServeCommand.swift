@@ -12,10 +12,10 @@ struct BenchServeCommand: AsyncParsableCommand {
         commandName: "bench-serve",
         abstract: "Benchmark serve: a lifecycle via Kafka vs direct SQL, small-command throughput and latency.",
         discussion: """
-            Runs serve as a child process against an in-process mock Kafka cluster (librdkafka's, 16
-            partitions) and a throwaway durable PostgreSQL (or --database-url), all on this machine.
+            Runs serve as a child process against an in-process mock Kafka cluster (librdkafka's, with
+            --partitions) and a throwaway durable PostgreSQL (or --database-url), all on this machine.
             With --bootstrap-servers, serve and the benchmark use that broker instead: serve creates
-            topics of its own for the run (16 partitions), so the mock cluster's fetch waits (5 ms
+            topics of its own for the run (--partitions), so the mock cluster's fetch waits (5 ms
             per consumer hop) are not in the latencies.
             """
     )
@@ -31,6 +31,9 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Commands per second in the latency run.") var rate = 1000
     @Option(help: "Seconds of the latency run.") var seconds = 10
     @Option(help: "Commands per transaction at most.") var maxBatch = 500
+    @Option(help: "Partitions of the run's topics.") var partitions: Int32 = 16
+    @Option(name: .customLong("serve-kafka"), help: "librdkafka property name=value for serve, over the benchmark's (repeatable; e.g. linger.ms=5)")
+    var serveKafka: [String] = []
     @OptionGroup var log: LogOptions
     @Flag(help: "Run serve inside the benchmark process instead of as a child process.") var inProcess = false
 
@@ -43,21 +46,24 @@ struct BenchServeCommand: AsyncParsableCommand {
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
         let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, rounds: rounds, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
-        let maxBatch = self.maxBatch
+        let (maxBatch, partitions) = (self.maxBatch, self.partitions)
+        let serveKafka = try ServeConfiguration.kafkaProperties(flags: serveKafka, environment: [:])
+        let configure = { (configuration: inout ServeConfiguration) in
+            configuration.maxBatch = maxBatch
+            configuration.partitions = partitions
+            configuration.kafkaProperties.merge(serveKafka) { $1 }
+        }
         // The direct SQL runs with the session settings serve gives its own connections.
         let report = try await url.withClient(maxConnections: 6, parameters: DatabaseURL.batchParameters(), connectTimeout: try connect.timeout(), logger: logger) { client in
             try await Migrator().migrate(client, logger: logger)
             let harness = try benchmarkHarness(ArrayDatabase(client: client), logger: logger)
             var child: ChildProcess?
             if inProcess {
-                try harness.startServer { $0.maxBatch = maxBatch; $0.partitions = Self.partitions }
+                try harness.startServer(configure)
             } else {
                 // serve as its own process, as in production: it does not share this process's threads.
                 let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-                child = try harness.startServerProcess(binary: binary, databaseURL: url) {
-                    $0.maxBatch = maxBatch
-                    $0.partitions = Self.partitions
-                }
+                child = try harness.startServerProcess(binary: binary, databaseURL: url, configure)
             }
             let report = try await benchmark.run(harness, logger: logger) { line in
                 FileHandle.standardError.write(Data("… \(line)\n".utf8))
@@ -73,13 +79,11 @@ struct BenchServeCommand: AsyncParsableCommand {
         print(report.summary)
     }
 
-    /// Partitions of the commands topic (and of the others).
-    static let partitions: Int32 = 16
 
     /// The mock cluster, or the given broker with topics and a group named for this run (serve
     /// creates the topics when it starts), so that runs on one broker never read each other's messages.
     func benchmarkHarness(_ database: ArrayDatabase, logger: Logger) throws -> ServiceHarness {
-        guard let bootstrapServers else { return try ServiceHarness(database: database, partitions: Self.partitions, logger: logger) }
+        guard let bootstrapServers else { return try ServiceHarness(database: database, partitions: partitions, logger: logger) }
         let run = "bench-\(UUID().uuidString.prefix(8).lowercased())"
         var topics = Topics()
         topics.commands = "\(run).commands"

@@ -79,7 +79,7 @@ public final class ArrayFSMServer: Sendable {
 
         let relayKafka = try KafkaConfiguration(
             bootstrapServers: bootstrap, clientID: "arrayfsm-relay",
-            properties: OutboxRelay.producerProperties.merging(configuration.kafkaProperties) { $1 })
+            properties: configuration.relayProducerProperties)
         relay = OutboxRelay(
             database: self.database, producer: try KafkaProducer(configuration: relayKafka, logger: logger),
             batchSize: configuration.relayBatch, idleInterval: configuration.relayIdleInterval,

@@ -62,6 +62,10 @@ public struct ServeConfiguration: Sendable {
     /// The defaults.
     public init() {}
 
+    /// The relay producer's librdkafka properties: ``OutboxRelay/producerProperties`` under the
+    /// operator's `--kafka` and `ARRAYFSM_KAFKA_*` ones.
+    public var relayProducerProperties: [String: String] { OutboxRelay.producerProperties.merging(kafkaProperties) { $1 } }
+
     /// Reads every setting from `flags` (by flag name, without the dashes) or else from
     /// `environment` (by `ARRAYFSM_*` name; empty values count as unset); `kafkaFlags` are
     /// `name=value` pairs that win over `ARRAYFSM_KAFKA_*` variables.
