@@ -30,24 +30,39 @@ public final class NoidaBroker: Sendable {
     }
 
     /// Starts a broker; `executable` defaults to ``locate()``.
+    ///
+    /// A port found free can be taken before noida-db binds it (by any socket of a test running
+    /// beside it: outside the ephemeral range is not outside every range a machine may configure),
+    /// so a start that reports its port in use is retried on another one.
     public init(executable: String? = nil) throws {
-        self.executable = try executable ?? Self.locate()
-        port = try Self.freePortOutsideEphemeralRange()
-        bootstrapServers = "127.0.0.1:\(port)"
-        dataDirectory = FileManager.default.temporaryDirectory
+        let executable = try executable ?? Self.locate()
+        let dataDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("arrayfsm-noida-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        var port = 0
         do {
-            try launch()
+            for attempt in 1...Self.startAttempts {
+                port = try Self.freePortOutsideEphemeralRange()
+                do {
+                    try Self.launch(executable, port: port, dataDirectory: dataDirectory)
+                    break
+                } catch let failure as ChildProcess.Failure where failure.description.contains("is already in use") && attempt < Self.startAttempts {
+                    continue
+                }
+            }
             let deadline = ContinuousClock.now + Self.startTimeout
             while !Self.accepts(port: port) {
-                guard ContinuousClock.now < deadline else { throw notListening }
+                guard ContinuousClock.now < deadline else { throw Self.notListening(port: port, dataDirectory: dataDirectory) }
                 usleep(50_000)  // not on the async pool: init is synchronous, and runs once
             }
         } catch {
-            stop()
+            Self.remove(executable, dataDirectory: dataDirectory)
             throw error
         }
+        self.executable = executable
+        self.port = port
+        self.dataDirectory = dataDirectory
+        bootstrapServers = "127.0.0.1:\(port)"
     }
 
     /// `ARRAYFSM_NOIDA_DB`, or the virtual environment `scripts/noida-broker install` makes
@@ -82,24 +97,33 @@ public final class NoidaBroker: Sendable {
 
     /// Stops the broker and deletes its data.
     public func stop() {
+        Self.remove(executable, dataDirectory: dataDirectory)
+    }
+
+    static func remove(_ executable: String, dataDirectory: String) {
         try? ChildProcess.run([executable, "down", "--data-dir", dataDirectory])
         try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 
-    /// `noida-db up` daemonizes; the port answers a moment later.
     func launch() throws {
+        try Self.launch(executable, port: port, dataDirectory: dataDirectory)
+    }
+
+    /// `noida-db up` daemonizes; the port answers a moment later.
+    static func launch(_ executable: String, port: Int, dataDirectory: String) throws {
         try ChildProcess.run([executable, "up", "--only", "kafka", "--kafka-port", String(port), "--data-dir", dataDirectory])
     }
 
+    static let startAttempts = 5
     static let startTimeout = Duration.seconds(30)
-    var notListening: Failure {
-        Failure(description: "noida-db did not listen on \(bootstrapServers) within 30 s; see \(dataDirectory)/noida.log")
+    static func notListening(port: Int, dataDirectory: String) -> Failure {
+        Failure(description: "noida-db did not listen on 127.0.0.1:\(port) within 30 s; see \(dataDirectory)/noida.log")
     }
 
     func waitUntilListening() async throws {
         let deadline = ContinuousClock.now + Self.startTimeout
         while !Self.accepts(port: port) {
-            guard ContinuousClock.now < deadline else { throw notListening }
+            guard ContinuousClock.now < deadline else { throw Self.notListening(port: port, dataDirectory: dataDirectory) }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
