@@ -34,6 +34,8 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Partitions of the run's topics.") var partitions: Int32 = 16
     @Option(name: .customLong("serve-kafka"), help: "librdkafka property name=value for serve, over the benchmark's (repeatable; e.g. linger.ms=5)")
     var serveKafka: [String] = []
+    @Option(name: .customLong("client-kafka"), help: "librdkafka property name=value for the benchmark's client (repeatable; e.g. fetch.wait.max.ms=1)")
+    var clientKafka: [String] = []
     @OptionGroup var log: LogOptions
     @Flag(help: "Run serve inside the benchmark process instead of as a child process.") var inProcess = false
 
@@ -45,7 +47,8 @@ struct BenchServeCommand: AsyncParsableCommand {
         let logger = log.logger("arrayfsm.bench")
         let (url, cluster) = try Environment.databaseOrThrowaway(databaseURL)
         defer { cluster?.stop() }
-        let benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, rounds: rounds, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
+        var benchmark = ServeBenchmark(arrays: arrays, tasksPerArray: tasks, rounds: rounds, smallCommands: small, pacedRate: rate, pacedSeconds: seconds)
+        benchmark.clientKafkaProperties = try ServeConfiguration.kafkaProperties(flags: clientKafka, environment: [:])
         let (maxBatch, partitions) = (self.maxBatch, self.partitions)
         let serveKafka = try ServeConfiguration.kafkaProperties(flags: serveKafka, environment: [:])
         let configure = { (configuration: inout ServeConfiguration) in

@@ -32,6 +32,9 @@ public struct ServeBenchmark: Sendable {
     public var smallCommands: Int
     public var pacedRate: Int
     public var pacedSeconds: Int
+    /// librdkafka properties for the benchmark's own client (the producer of commands and the
+    /// reader of results), over ``ArrayFSMClient``'s.
+    public var clientKafkaProperties: [String: String] = [:]
 
     public init(arrays: Int = 100, tasksPerArray: Int = 1000, rounds: Int = 3, smallCommands: Int = 50_000, pacedRate: Int = 1000,
                 pacedSeconds: Int = 10) {
@@ -45,7 +48,9 @@ public struct ServeBenchmark: Sendable {
 
     /// Runs everything against `harness` (its servers already started).
     public func run(_ harness: ServiceHarness, logger: Logger, progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
-        try await ArrayFSMClient.withClient(configuration: harness.clientConfiguration(), logger: logger) { client in
+        var configuration = harness.clientConfiguration()
+        configuration.kafkaProperties.merge(clientKafkaProperties) { $1 }
+        return try await ArrayFSMClient.withClient(configuration: configuration, logger: logger) { client in
             try await run(harness, client, logger: logger, progress: progress)
         }
     }
